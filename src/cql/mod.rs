@@ -1,0 +1,11 @@
+//! Everything that speaks CQL: building the session, setting up the schema, preparing the
+//! ops, binding generated values without allocating, and classifying errors into a closed
+//! set of kinds. It serves the engine and never calls back into it.
+
+mod errors;
+mod row;
+mod session;
+
+pub use errors::{ErrorKind, classify};
+pub use row::{BoundRow, check_types};
+pub use session::{Prepared, PreparedOp, connect, prepare, setup_schema};

@@ -1,0 +1,127 @@
+//! Session, schema and prepared statements.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use scylla::client::PoolSize;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::retry::FallthroughRetryPolicy;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+
+use super::row::check_types;
+use crate::plan::{Plan, ClusterPlan};
+use crate::spec::{BatchKind, SchemaMode};
+
+/// One op, ready to execute: its prepared statement, and the batch that repeats it if the op
+/// is batched.
+pub struct PreparedOp {
+    pub statement: PreparedStatement,
+    pub batch: Option<Batch>,
+}
+
+pub struct Prepared {
+    pub ops: Vec<PreparedOp>,
+}
+
+/// Connects to the cluster. Retries are off in the driver: cqlpulse retries idempotent ops
+/// itself, so that every retry is counted in `retries_total`.
+pub async fn connect(cluster: &ClusterPlan) -> Result<Session> {
+    let mut lb = DefaultPolicy::builder().token_aware(true);
+    if let Some(dc) = &cluster.local_dc {
+        lb = lb.prefer_datacenter(dc.clone()).permit_dc_failover(false);
+    }
+    let profile = ExecutionProfile::builder()
+        .consistency(cluster.consistency)
+        .serial_consistency(Some(cluster.serial_consistency))
+        .request_timeout(Some(cluster.request_timeout))
+        .retry_policy(Arc::new(FallthroughRetryPolicy::new()))
+        .load_balancing_policy(lb.build())
+        .build();
+    let per_shard = NonZeroUsize::new(cluster.connections_per_node as usize).unwrap_or(NonZeroUsize::MIN);
+    let mut builder = SessionBuilder::new()
+        .known_nodes(&cluster.contact_points)
+        .connection_timeout(cluster.connect_timeout)
+        .pool_size(PoolSize::PerShard(per_shard))
+        .default_execution_profile_handle(profile.into_handle());
+    if let Some((user, password)) = &cluster.credentials {
+        builder = builder.user(user, password);
+    }
+    builder
+        .build()
+        .await
+        .with_context(|| format!("cannot connect to {}", cluster.contact_points.join(", ")))
+}
+
+/// Creates (or recreates) the keyspace, runs the schema statements and makes the keyspace the
+/// session's current one.
+pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
+    let schema = &plan.schema;
+    let ks = &schema.keyspace;
+    if schema.mode == SchemaMode::Recreate {
+        session
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
+            .await
+            .with_context(|| format!("schema.mode = recreate: cannot drop keyspace {ks}"))?;
+    }
+    if schema.mode != SchemaMode::Skip {
+        let create = format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}", schema.replication);
+        session.query_unpaged(create, ()).await.with_context(|| format!("cannot create keyspace {ks}"))?;
+    }
+    session
+        .use_keyspace(ks.as_str(), false)
+        .await
+        .with_context(|| format!("cannot use keyspace {ks} (schema.keyspace)"))?;
+    if schema.mode != SchemaMode::Skip {
+        for (i, s) in schema.statements.iter().enumerate() {
+            session
+                .query_unpaged(s.as_str(), ())
+                .await
+                .with_context(|| format!("schema.statements[{i}] failed"))?;
+        }
+        session.await_schema_agreement().await.context("schema agreement")?;
+    }
+    Ok(())
+}
+
+/// Prepares every op and checks that its generators can fill the columns it binds.
+pub async fn prepare(session: &Session, plan: &Plan) -> Result<Prepared> {
+    let mut ops = Vec::with_capacity(plan.ops.len());
+    for (i, op) in plan.ops.iter().enumerate() {
+        let mut statement = session
+            .prepare(op.cql.as_str())
+            .await
+            .with_context(|| format!("ops[{i}] ({}): cannot prepare `{}`", op.name, op.cql))?;
+        statement.set_consistency(op.consistency);
+        statement.set_serial_consistency(Some(op.serial_consistency));
+        statement.set_request_timeout(Some(op.timeout));
+        statement.set_is_idempotent(op.idempotent);
+        let columns: Vec<_> = statement
+            .get_variable_col_specs()
+            .iter()
+            .map(|c| (c.name().to_string(), c.typ().clone()))
+            .collect();
+        check_types(plan, i, &columns).map_err(|m| anyhow!(m))?;
+        let batch = op.batch.map(|(size, kind)| {
+            let mut b = Batch::new(match kind {
+                BatchKind::Logged => BatchType::Logged,
+                BatchKind::Unlogged => BatchType::Unlogged,
+                BatchKind::Counter => BatchType::Counter,
+            });
+            for _ in 0..size {
+                b.append_statement(statement.clone());
+            }
+            b.set_consistency(op.consistency);
+            b.set_serial_consistency(Some(op.serial_consistency));
+            b.set_request_timeout(Some(op.timeout));
+            b.set_is_idempotent(op.idempotent);
+            b
+        });
+        ops.push(PreparedOp { statement, batch });
+    }
+    Ok(Prepared { ops })
+}

@@ -1,0 +1,186 @@
+//! Value generators: pure functions of (seed, stream, op index).
+//!
+//! Any lane or instance can regenerate the value of any op, which is what makes sharding
+//! without coordination and read-after-write workloads possible. Text and blob payloads are
+//! slices of a pool generated once, so a request allocates nothing for its payload.
+//! This module imports nothing of the engine or the driver.
+
+mod dist;
+mod hash;
+
+pub use hash::{mix, unit};
+
+use crate::spec::{GenSpec, SizeSpec};
+use dist::Zipf;
+
+/// One generated value, borrowed from the generator where it is bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+    Uuid([u8; 16]),
+    /// Milliseconds since the Unix epoch.
+    Timestamp(i64),
+}
+
+/// What a generator produces, used to check it against a column type before the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Int,
+    Text,
+    Blob,
+    Uuid,
+    Timeuuid,
+    Timestamp,
+}
+
+/// Size of the pre-generated pool behind text and blob values, beyond the largest value.
+const POOL_SLACK: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub enum Generator {
+    Sequence { start: i64 },
+    Uniform { min: i64, span: u64 },
+    Zipf { min: i64, zipf: Zipf },
+    Normal { mean: f64, stddev: f64, min: i64, max: i64 },
+    Hotspot { min: i64, hot: u64, span: u64, hot_probability: f64 },
+    Bytes { kind: ValueKind, min: usize, max: usize, pool: Box<[u8]> },
+    Uuid,
+    Timeuuid { start_ms: i64, node: u64 },
+    Timestamp { start_ms: i64, step_ms: i64 },
+}
+
+impl Generator {
+    /// Builds a generator. `spec` has been validated; `now_ms` is the default time origin.
+    pub fn new(spec: &GenSpec, seed: u64, now_ms: i64) -> Generator {
+        match *spec {
+            GenSpec::Sequence { start } => Generator::Sequence { start },
+            GenSpec::Uniform { min, max } => Generator::Uniform {
+                min,
+                span: (max.wrapping_sub(min) as u64).wrapping_add(1),
+            },
+            GenSpec::Zipf { min, count, exponent } => Generator::Zipf {
+                min,
+                zipf: Zipf::new(count, exponent),
+            },
+            GenSpec::Normal { mean, stddev, min, max } => Generator::Normal {
+                mean,
+                stddev,
+                min: min.unwrap_or(i64::MIN),
+                max: max.unwrap_or(i64::MAX),
+            },
+            GenSpec::Hotspot { min, max, hot_fraction, hot_probability } => {
+                let span = (max.wrapping_sub(min) as u64).wrapping_add(1);
+                let hot = ((span as f64 * hot_fraction).round() as u64).clamp(1, span);
+                Generator::Hotspot { min, hot, span, hot_probability }
+            }
+            GenSpec::Text { size } => Self::bytes(ValueKind::Text, size, seed),
+            GenSpec::Blob { size } => Self::bytes(ValueKind::Blob, size, seed),
+            GenSpec::Uuid {} => Generator::Uuid,
+            GenSpec::Timeuuid {} => Generator::Timeuuid { start_ms: now_ms, node: mix(seed) },
+            GenSpec::Timestamp { start_ms, step_ms } => Generator::Timestamp {
+                start_ms: start_ms.unwrap_or(now_ms),
+                step_ms,
+            },
+        }
+    }
+
+    fn bytes(kind: ValueKind, size: SizeSpec, seed: u64) -> Generator {
+        let (min, max) = match size {
+            SizeSpec::Fixed(n) => (n as usize, n as usize),
+            SizeSpec::Range { min, max } => (min as usize, max as usize),
+        };
+        let mut pool = vec![0u8; max + POOL_SLACK];
+        const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        for (i, b) in pool.iter_mut().enumerate() {
+            let h = mix(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            *b = match kind {
+                ValueKind::Text => ALNUM[(h % 62) as usize],
+                _ => h as u8,
+            };
+        }
+        Generator::Bytes { kind, min, max, pool: pool.into_boxed_slice() }
+    }
+
+    pub fn kind(&self) -> ValueKind {
+        match self {
+            Generator::Sequence { .. }
+            | Generator::Uniform { .. }
+            | Generator::Zipf { .. }
+            | Generator::Normal { .. }
+            | Generator::Hotspot { .. } => ValueKind::Int,
+            Generator::Bytes { kind, .. } => *kind,
+            Generator::Uuid => ValueKind::Uuid,
+            Generator::Timeuuid { .. } => ValueKind::Timeuuid,
+            Generator::Timestamp { .. } => ValueKind::Timestamp,
+        }
+    }
+
+    /// The value for op `index`. `stream` separates generators that share a seed (one stream
+    /// per bind marker), so two uniform arguments of one op are independent.
+    #[inline]
+    pub fn value(&self, seed: u64, stream: u64, index: u64) -> Value<'_> {
+        let h = mix(seed ^ mix(stream.wrapping_add(0x5851_F42D_4C95_7F2D) ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93)));
+        match self {
+            Generator::Sequence { start } => Value::Int(start.wrapping_add(index as i64)),
+            Generator::Uniform { min, span } => Value::Int(min.wrapping_add(bounded(h, *span) as i64)),
+            Generator::Zipf { min, zipf } => Value::Int(min + zipf.sample(h) as i64 - 1),
+            Generator::Normal { mean, stddev, min, max } => {
+                let z = dist::standard_normal(h);
+                let v = (mean + stddev * z).round();
+                Value::Int((v as i64).clamp(*min, *max))
+            }
+            Generator::Hotspot { min, hot, span, hot_probability } => {
+                let offset = if unit(h) < *hot_probability || hot == span {
+                    bounded(mix(h), *hot)
+                } else {
+                    hot + bounded(mix(h), span - hot)
+                };
+                Value::Int(min.wrapping_add(offset as i64))
+            }
+            Generator::Bytes { min, max, pool, .. } => {
+                let len = if max > min { min + bounded(h, (max - min + 1) as u64) as usize } else { *min };
+                let start = bounded(mix(h), (pool.len() - max) as u64) as usize;
+                Value::Bytes(&pool[start..start + len])
+            }
+            Generator::Uuid => {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&h.to_be_bytes());
+                b[8..].copy_from_slice(&mix(h).to_be_bytes());
+                b[6] = (b[6] & 0x0f) | 0x40; // version 4
+                b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+                Value::Uuid(b)
+            }
+            Generator::Timeuuid { start_ms, node } => Value::Uuid(timeuuid(*start_ms, index, *node)),
+            Generator::Timestamp { start_ms, step_ms } => {
+                Value::Timestamp(start_ms.wrapping_add((index as i64).wrapping_mul(*step_ms)))
+            }
+        }
+    }
+}
+
+/// A value in `0..n` from a hash, by multiply-shift (no modulo bias worth measuring).
+#[inline]
+fn bounded(h: u64, n: u64) -> u64 {
+    if n == 0 {
+        return h; // the whole u64 range
+    }
+    ((h as u128 * n as u128) >> 64) as u64
+}
+
+/// A version-1 UUID whose time is `start_ms` plus `index` ticks of 100 ns, so that ids are
+/// unique per op and sort by op index.
+fn timeuuid(start_ms: i64, index: u64, node: u64) -> [u8; 16] {
+    const GREGORIAN_OFFSET: u64 = 0x01B2_1DD2_1381_4000;
+    let t = (start_ms.max(0) as u64 * 10_000 + GREGORIAN_OFFSET).wrapping_add(index);
+    let mut b = [0u8; 16];
+    b[0..4].copy_from_slice(&((t & 0xFFFF_FFFF) as u32).to_be_bytes());
+    b[4..6].copy_from_slice(&(((t >> 32) & 0xFFFF) as u16).to_be_bytes());
+    b[6..8].copy_from_slice(&((((t >> 48) & 0x0FFF) as u16) | 0x1000).to_be_bytes());
+    b[8..16].copy_from_slice(&node.to_be_bytes());
+    b[8] = (b[8] & 0x3f) | 0x80;
+    b
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! How a lane sends one op. The trait lets scheduling logic be unit-tested against a fake;
+//! [`CqlExecutor`] is the real thing, through the `scylla` driver.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use scylla::client::session::Session;
+
+use crate::cql::{BoundRow, ErrorKind, Prepared, classify};
+use crate::plan::{OpKind, Plan};
+
+/// Rows returned and bytes of bound values sent.
+pub type Outcome = Result<(u64, u64), ErrorKind>;
+
+pub trait Executor: Send + Sync + 'static {
+    /// Sends op `op` with the values of op index `index`, once (retries are the lane's).
+    fn execute(&self, op: usize, index: u64) -> impl Future<Output = Outcome> + Send;
+}
+
+pub struct CqlExecutor {
+    pub plan: Arc<Plan>,
+    pub session: Arc<Session>,
+    pub prepared: Arc<Prepared>,
+}
+
+impl Executor for CqlExecutor {
+    async fn execute(&self, op: usize, index: u64) -> Outcome {
+        let plan = &*self.plan;
+        let op_plan = &plan.ops[op];
+        let prepared = &self.prepared.ops[op];
+        match &prepared.batch {
+            None => {
+                let row = BoundRow::new(plan, op_plan, index);
+                let result = self.session.execute_unpaged(&prepared.statement, &row).await;
+                let bytes = row.bytes.load(Ordering::Relaxed) as u64;
+                let result = result.map_err(|e| classify(&e))?;
+                let rows = if op_plan.kind == OpKind::Read {
+                    result.into_rows_result().map_or(0, |r| r.rows_num() as u64)
+                } else {
+                    0
+                };
+                Ok((rows, bytes))
+            }
+            Some(batch) => {
+                // Op index i of a batched op binds indices i*size .. i*size+size-1, so a
+                // batched populate still writes each key exactly once.
+                let size = op_plan.batch.map_or(1, |(s, _)| s as u64);
+                let rows: Vec<BoundRow<'_>> = (0..size)
+                    .map(|j| BoundRow::new(plan, op_plan, index * size + j))
+                    .collect();
+                let result = self.session.batch(batch, &rows).await;
+                let bytes: usize = rows.iter().map(|r| r.bytes.load(Ordering::Relaxed)).sum();
+                result.map_err(|e| classify(&e))?;
+                Ok((0, bytes as u64))
+            }
+        }
+    }
+}

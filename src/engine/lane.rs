@@ -1,0 +1,316 @@
+//! A lane: one task that claims op numbers, sends them as its model allows, and records what
+//! happens in statistics it alone owns. The only state shared between lanes is the op counter
+//! (one atomic add per op) and the control settings (read when they change).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use futures::stream::{FuturesOrdered, FuturesUnordered, Stream, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::control::{Control, Settings};
+use super::executor::{Executor, Outcome};
+use crate::data::{mix, unit};
+use crate::plan::{End, Model, Plan};
+use crate::spec::OnBacklog;
+use crate::stats::{LaneReport, LaneStats, Report, Sample};
+
+/// An op is late, and dropped under `on_backlog = "drop"`, when it could not be sent within
+/// this long after its intended time.
+pub const DROP_AFTER: Duration = Duration::from_millis(10);
+
+/// How often a lane hands its statistics to the aggregator.
+pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// What every lane of a run shares.
+pub struct LaneShared<E> {
+    pub executor: Arc<E>,
+    pub plan: Arc<Plan>,
+    pub control: Arc<Control>,
+    pub reports: mpsc::UnboundedSender<Report>,
+    /// Cancelled when the run must stop issuing (its end, or a signal).
+    pub stop: CancellationToken,
+    /// Cancelled when draining must end: in-flight requests are then abandoned.
+    pub abandon: CancellationToken,
+    pub measure_from: Instant,
+    /// Lanes of the multiplexing models (sync uses one lane per worker).
+    pub lanes: u32,
+}
+
+/// The set of requests in flight: completion order, or submission order for the pipeline
+/// model, whose defining trait is waiting for the oldest.
+enum InFlight<F: Future> {
+    Unordered(FuturesUnordered<F>),
+    Ordered(FuturesOrdered<F>),
+}
+
+impl<F: Future> InFlight<F> {
+    fn push(&mut self, f: F) {
+        match self {
+            InFlight::Unordered(s) => s.push(f),
+            InFlight::Ordered(s) => s.push_back(f),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            InFlight::Unordered(s) => s.len(),
+            InFlight::Ordered(s) => s.len(),
+        }
+    }
+}
+
+impl<F: Future> Stream for InFlight<F> {
+    type Item = F::Output;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        // Both variants are Unpin: their futures live in heap nodes of their own.
+        match self.get_mut() {
+            InFlight::Unordered(s) => s.poll_next_unpin(cx),
+            InFlight::Ordered(s) => s.poll_next_unpin(cx),
+        }
+    }
+}
+
+/// The lane's share of `total`: lanes below `total % lanes` take one more.
+pub fn share(total: u32, lane: u32, lanes: u32) -> u32 {
+    total / lanes + u32::from(lane < total % lanes)
+}
+
+struct Lane<'a, E> {
+    id: u32,
+    shared: &'a LaneShared<E>,
+    settings: Settings,
+    capacity: u32,
+    stats: LaneStats,
+    measuring: bool,
+    /// The batches model: whether the current batch is still being filled.
+    filling: bool,
+    sent_in_batch: u32,
+}
+
+pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) {
+    let mut rx = shared.control.subscribe();
+    let settings = rx.borrow_and_update().clone();
+    let plan = &shared.plan;
+    let mut lane = Lane {
+        id,
+        shared: &shared,
+        capacity: 0,
+        settings,
+        stats: LaneStats::new(plan.ops.len(), plan.metrics.hdr_significant_digits),
+        measuring: shared.measure_from <= Instant::now(),
+        filling: true,
+        sent_in_batch: 0,
+    };
+    lane.capacity = lane.capacity_for(&lane.settings);
+    lane.drive(&mut rx).await;
+}
+
+impl<E: Executor> Lane<'_, E> {
+    fn capacity_for(&self, s: &Settings) -> u32 {
+        let model = self.shared.control.model();
+        match model {
+            Model::Sync => u32::from(self.id < s.concurrency.min(s.max_in_flight)),
+            _ => share(s.in_flight_limit(model), self.id, self.shared.lanes),
+        }
+    }
+
+    async fn drive(&mut self, rx: &mut watch::Receiver<Settings>) {
+        let shared = self.shared;
+        let ordered = shared.control.model() == Model::Pipeline;
+        let mut in_flight = if ordered {
+            InFlight::Ordered(FuturesOrdered::new())
+        } else {
+            InFlight::Unordered(FuturesUnordered::new())
+        };
+        let mut pending: Option<(u64, Option<Instant>)> = None;
+        let mut exhausted = false;
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            if rx.has_changed().unwrap_or(false) {
+                self.settings = rx.borrow_and_update().clone();
+                self.capacity = self.capacity_for(&self.settings);
+            }
+            if shared.stop.is_cancelled() {
+                break;
+            }
+            if !self.settings.paused {
+                while !exhausted && self.may_send(in_flight.len()) {
+                    let (k, intended) = match pending.take() {
+                        Some(p) => p,
+                        None => match self.claim() {
+                            Some(p) => p,
+                            None => {
+                                exhausted = true;
+                                break;
+                            }
+                        },
+                    };
+                    let now = Instant::now();
+                    if let Some(t) = intended {
+                        if t > now {
+                            pending = Some((k, intended));
+                            break;
+                        }
+                        if shared.plan.load.on_backlog == OnBacklog::Drop && now - t > DROP_AFTER {
+                            self.drop_late(now);
+                            continue;
+                        }
+                    }
+                    let in_flight_after = in_flight.len() as u32 + 1;
+                    self.stats.record_sent(intended, now, in_flight_after);
+                    let index = shared.plan.load.index_map.index(k);
+                    let op = choose(&self.settings.weights, shared.plan.seed, index);
+                    in_flight.push(request(shared, op, index, intended, now));
+                    self.sent_in_batch += 1;
+                }
+            }
+            if exhausted && in_flight.len() == 0 {
+                break;
+            }
+            let wake = pending
+                .and_then(|(_, t)| t)
+                .filter(|_| !self.settings.paused && self.may_send(in_flight.len()));
+            tokio::select! {
+                Some(sample) = in_flight.next(), if in_flight.len() > 0 => self.record(&sample),
+                _ = sleep_until_opt(wake), if wake.is_some() => {}
+                _ = rx.changed() => {}
+                _ = report.tick() => self.report(in_flight.len(), false),
+                _ = shared.stop.cancelled() => {}
+            }
+        }
+
+        // Draining: nothing new is sent; what was claimed but not sent is dropped.
+        if pending.is_some() {
+            self.stats.dropped_draining += 1;
+        }
+        while in_flight.len() > 0 {
+            tokio::select! {
+                Some(sample) = in_flight.next() => self.record(&sample),
+                _ = report.tick() => self.report(in_flight.len(), false),
+                _ = shared.abandon.cancelled() => break,
+            }
+        }
+        self.report(in_flight.len(), true);
+    }
+
+    /// Whether the model lets this lane send another request now.
+    fn may_send(&mut self, in_flight: usize) -> bool {
+        let in_flight = in_flight as u32;
+        if self.shared.control.model() != Model::Batches {
+            return in_flight < self.capacity;
+        }
+        // Batches: fill a batch, then wait for all of it before the next.
+        if in_flight == 0 && !self.filling {
+            self.filling = true;
+            self.sent_in_batch = 0;
+        }
+        if self.filling && self.sent_in_batch >= self.capacity {
+            self.filling = false;
+        }
+        self.filling && self.capacity > 0
+    }
+
+    /// The next op number and its intended time, or `None` when the run's ops are used up.
+    fn claim(&self) -> Option<(u64, Option<Instant>)> {
+        let k = self.shared.control.next_op.fetch_add(1, Ordering::Relaxed);
+        if let End::Ops(n) = self.shared.plan.load.end
+            && k >= n
+        {
+            return None;
+        }
+        Some((k, self.settings.schedule.due(k)))
+    }
+
+    /// Drops the claimed late op and every other op already late, in one step.
+    fn drop_late(&mut self, now: Instant) {
+        let due = self.settings.schedule.due_before(now - DROP_AFTER);
+        let previous = self.shared.control.next_op.fetch_max(due, Ordering::Relaxed);
+        let limit = match self.shared.plan.load.end {
+            End::Ops(n) => n,
+            _ => u64::MAX,
+        };
+        self.stats.dropped_backlog += 1 + due.min(limit).saturating_sub(previous.min(limit));
+    }
+
+    fn record(&mut self, s: &Sample) {
+        if !self.measuring && s.done >= self.shared.measure_from {
+            // Close the warm-up interval so the summary can leave it out.
+            self.report(0, false);
+            self.measuring = true;
+        }
+        self.stats.record(s);
+    }
+
+    fn report(&mut self, in_flight: usize, last: bool) {
+        let stats = self.stats.take();
+        let _ = self.shared.reports.send(Report::Lane(LaneReport {
+            lane: self.id as usize,
+            stats,
+            in_flight: in_flight as u32,
+            warmup: !self.measuring,
+            last,
+        }));
+        self.stats.peak_in_flight = in_flight as u32;
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    if let Some(t) = t {
+        tokio::time::sleep_until(t).await;
+    }
+}
+
+/// Sends `op` bound to op index `index`, retrying idempotent ops on retryable errors, and
+/// returns its sample.
+async fn request<E: Executor>(
+    shared: &LaneShared<E>,
+    op: usize,
+    index: u64,
+    intended: Option<Instant>,
+    sent: Instant,
+) -> Sample {
+    let plan = &*shared.plan;
+    let op_plan = &plan.ops[op];
+    let mut retries = 0;
+    let result: Outcome = loop {
+        let r = shared.executor.execute(op, index).await;
+        match r {
+            Err(kind) if op_plan.idempotent && kind.is_retryable() && retries < plan.cluster.retries => {
+                retries += 1;
+                tokio::time::sleep(plan.cluster.retry_backoff * (1 << (retries - 1).min(10))).await;
+            }
+            r => break r,
+        }
+    };
+    let done = Instant::now();
+    Sample {
+        op,
+        intended,
+        sent,
+        done,
+        result: result.map(|(rows, _)| rows),
+        bytes: result.map_or(0, |(_, b)| b),
+        retries,
+    }
+}
+
+/// The op for index `index`: a pure function of the seed, so every instance agrees.
+#[inline]
+pub fn choose(cumulative: &[f64], seed: u64, index: u64) -> usize {
+    if cumulative.len() == 1 {
+        return 0;
+    }
+    let total = cumulative.last().copied().unwrap_or(0.0);
+    let u = unit(mix(seed ^ 0xA076_1D64_78BD_642F ^ index.rotate_left(17))) * total;
+    cumulative.partition_point(|&c| c <= u).min(cumulative.len() - 1)
+}

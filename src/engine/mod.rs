@@ -1,0 +1,115 @@
+//! The engine: the schedule, the five concurrency models and the lanes that run them.
+//!
+//! It knows no HTTP and no Prometheus: control arrives through [`Control`] (a `watch` of
+//! settings), results leave as lane reports to the stats aggregator.
+
+mod control;
+mod executor;
+mod lane;
+mod schedule;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use control::{Control, Refused, Settings};
+pub use executor::{CqlExecutor, Executor, Outcome};
+pub use lane::{DROP_AFTER, choose, share};
+pub use schedule::Schedule;
+
+use crate::plan::{End, Model, Plan};
+use crate::stats::Report;
+use lane::LaneShared;
+
+/// Runs the plan's load until its op count or duration is reached, or `stop` is cancelled;
+/// then drains in-flight requests for up to the drain timeout. Returns when every lane has
+/// handed over its last report.
+pub async fn run<E: Executor>(
+    executor: Arc<E>,
+    plan: Arc<Plan>,
+    control: Arc<Control>,
+    reports: mpsc::UnboundedSender<Report>,
+    stop: CancellationToken,
+) {
+    if let Some(at) = plan.shard.start_at {
+        // A start barrier shared by instances: wall-clock time, then a monotonic wait.
+        if let Ok(wait) = at.duration_since(SystemTime::now()) {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+    let start = Instant::now();
+    control.start(start);
+    let _ = reports.send(Report::Started { at: start, measure_from: start + plan.load.warmup });
+
+    let issuing = stop.child_token();
+    if let End::Duration(d) = plan.load.end {
+        let issuing = issuing.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => issuing.cancel(),
+                _ = issuing.cancelled() => {}
+            }
+        });
+    }
+    let lanes = match plan.load.lanes {
+        0 => tokio::runtime::Handle::current().metrics().num_workers() as u32,
+        n => n,
+    }
+    .max(1);
+    let shared = Arc::new(LaneShared {
+        executor,
+        plan: plan.clone(),
+        control: control.clone(),
+        reports,
+        stop: issuing.clone(),
+        abandon: CancellationToken::new(),
+        measure_from: start + plan.load.warmup,
+        lanes,
+    });
+
+    let mut set = JoinSet::new();
+    let mut spawned = 0u32;
+    let wanted = |s: &Settings| match plan.load.model {
+        Model::Sync => s.concurrency.min(s.max_in_flight),
+        _ => lanes,
+    };
+    let mut settings = control.subscribe();
+    let mut draining = false;
+    loop {
+        let want = wanted(&settings.borrow_and_update());
+        while spawned < want && !draining {
+            set.spawn(lane::run(shared.clone(), spawned));
+            spawned += 1;
+        }
+        tokio::select! {
+            joined = set.join_next() => {
+                if joined.is_none() {
+                    break;
+                }
+            }
+            _ = issuing.cancelled(), if !draining => {
+                draining = true;
+                // Holds only the token: a lane report sender kept alive here would keep the
+                // aggregator waiting for the whole drain timeout.
+                let abandon = shared.abandon.clone();
+                let timeout = plan.load.drain_timeout;
+                tokio::spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    abandon.cancel();
+                });
+            }
+            _ = settings.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The validated plan: what the engine runs. Built from a [`Spec`] by checking every rule the
+//! type system cannot (ranges, cross-field constraints, names), and by resolving text into
+//! typed values (durations, consistencies, socket addresses, generators, the shard's slice).
+//! Only a `Plan` reaches the engine.
+
+mod build;
+pub mod ops;
+mod shard;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use scylla::statement::{Consistency, SerialConsistency};
+
+use crate::data::Generator;
+use crate::spec::{BatchKind, ModelName, OnBacklog, SchemaSpec, Spec};
+pub use build::build;
+pub use ops::OpKind;
+pub use shard::{IndexMap, ShardEnv};
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub seed: u64,
+    pub cluster: ClusterPlan,
+    pub schema: SchemaSpec,
+    pub ops: Vec<OpPlan>,
+    pub generators: Vec<Arc<Generator>>,
+    pub load: LoadPlan,
+    pub metrics: MetricsPlan,
+    pub control_token: Option<String>,
+    pub shard: ShardPlan,
+    /// The spec this plan came from, kept to diff against on reload.
+    pub spec: Spec,
+    /// A short digest of the spec, shown in `/status` and the summary.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    pub contact_points: Vec<String>,
+    pub local_dc: Option<String>,
+    pub consistency: Consistency,
+    pub serial_consistency: SerialConsistency,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub credentials: Option<(String, String)>,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub connections_per_node: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpPlan {
+    pub name: String,
+    pub cql: String,
+    pub kind: OpKind,
+    pub weight: f64,
+    /// Indices into [`Plan::generators`], one per bind marker.
+    pub args: Vec<usize>,
+    pub arg_names: Vec<String>,
+    pub consistency: Consistency,
+    pub serial_consistency: SerialConsistency,
+    pub timeout: Duration,
+    pub idempotent: bool,
+    pub batch: Option<(u32, BatchKind)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    Sync,
+    Batches,
+    Pipeline,
+    Unbounded,
+    Chains,
+}
+
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Sync => "sync",
+            Model::Batches => "batches",
+            Model::Pipeline => "pipeline",
+            Model::Unbounded => "unbounded",
+            Model::Chains => "chains",
+        }
+    }
+
+    /// The spec key of the knob this model uses for its concurrency.
+    pub fn knob(self) -> &'static str {
+        match self {
+            Model::Sync => "workers",
+            Model::Batches => "batch_size",
+            Model::Pipeline => "window",
+            Model::Unbounded => "max_in_flight",
+            Model::Chains => "chains",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Model> {
+        Some(match name {
+            "sync" => Model::Sync,
+            "batches" => Model::Batches,
+            "pipeline" => Model::Pipeline,
+            "unbounded" => Model::Unbounded,
+            "chains" => Model::Chains,
+            _ => return None,
+        })
+    }
+
+    pub const ALL: [Model; 5] =
+        [Model::Sync, Model::Batches, Model::Pipeline, Model::Unbounded, Model::Chains];
+}
+
+impl From<ModelName> for Model {
+    fn from(m: ModelName) -> Model {
+        match m {
+            ModelName::Sync => Model::Sync,
+            ModelName::Batches => Model::Batches,
+            ModelName::Pipeline => Model::Pipeline,
+            ModelName::Unbounded => Model::Unbounded,
+            ModelName::Chains => Model::Chains,
+        }
+    }
+}
+
+/// A piece of the rate schedule: `rate` for `duration`, reached by a linear ramp if `ramp`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    pub duration: Duration,
+    pub rate: f64,
+    pub ramp: bool,
+}
+
+/// How much to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// This many ops (this shard's share).
+    Ops(u64),
+    Duration(Duration),
+    Forever,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub model: Model,
+    /// The value of the model's knob (workers, batch_size, window, chains or max_in_flight).
+    pub concurrency: u32,
+    /// Ops/s of this shard after the stages (0 = unthrottled).
+    pub rate: f64,
+    pub stages: Vec<Stage>,
+    pub max_in_flight: u32,
+    pub on_backlog: OnBacklog,
+    pub end: End,
+    pub warmup: Duration,
+    /// Number of lanes for the models that multiplex (all but `sync`); 0 = runtime threads.
+    pub lanes: u32,
+    pub drain_timeout: Duration,
+    pub abort: AbortPlan,
+    /// Maps this shard's op numbers to the workload's op indices.
+    pub index_map: IndexMap,
+}
+
+impl LoadPlan {
+    /// The rate the schedule asks for at `elapsed` after the start (0 = unthrottled).
+    pub fn rate_at(&self, elapsed: Duration) -> f64 {
+        let mut t = Duration::ZERO;
+        let mut previous = 0.0;
+        for s in &self.stages {
+            if elapsed < t + s.duration {
+                if !s.ramp {
+                    return s.rate;
+                }
+                let f = (elapsed - t).as_secs_f64() / s.duration.as_secs_f64();
+                return previous + (s.rate - previous) * f;
+            }
+            t += s.duration;
+            previous = s.rate;
+        }
+        self.rate
+    }
+
+    pub fn is_throttled(&self) -> bool {
+        self.rate > 0.0 || !self.stages.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AbortPlan {
+    pub error_ratio: Option<(f64, Duration)>,
+    pub consecutive_errors: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsPlan {
+    pub listen: SocketAddr,
+    /// Histogram bucket upper bounds in seconds, ascending.
+    pub buckets: Vec<f64>,
+    pub hdr_significant_digits: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShardPlan {
+    pub index: u32,
+    pub count: u32,
+    pub start_at: Option<SystemTime>,
+}

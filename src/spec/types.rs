@@ -1,0 +1,402 @@
+//! The spec's types. Every struct refuses unknown keys; defaults are documented in the README
+//! and mirrored here. Durations are written as text ("250ms", "1m30s").
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A duration written as human-readable text, e.g. `"30s"`, `"1m"`, `"250ms"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim())
+            .map(Dur)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e}")))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The workload's name: the `workload` label of `cqlpulse_run_info`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Seed of every generator: the same seed and op index always give the same values.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+    #[serde(default)]
+    pub schema: SchemaSpec,
+    #[serde(default)]
+    pub ops: Vec<OpSpec>,
+    #[serde(default)]
+    pub data: BTreeMap<String, GenSpec>,
+    #[serde(default)]
+    pub load: LoadSpec,
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+    #[serde(default)]
+    pub control: ControlSpec,
+    #[serde(default)]
+    pub shard: ShardSpec,
+}
+
+fn default_name() -> String {
+    "workload".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSpec {
+    pub contact_points: Vec<String>,
+    pub local_dc: Option<String>,
+    pub consistency: String,
+    pub serial_consistency: String,
+    pub request_timeout: Dur,
+    pub connect_timeout: Dur,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password (kept out of the spec file).
+    pub password_env: Option<String>,
+    /// Retries of a failed idempotent request (timeouts, unavailable, overloaded, connection).
+    pub retries: u32,
+    pub retry_backoff: Dur,
+    /// Connections per node (the driver's pool size).
+    pub connections_per_node: u32,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            contact_points: vec!["127.0.0.1:9042".to_string()],
+            local_dc: None,
+            consistency: "local_quorum".to_string(),
+            serial_consistency: "local_serial".to_string(),
+            request_timeout: Dur(Duration::from_secs(12)),
+            connect_timeout: Dur(Duration::from_secs(5)),
+            username: None,
+            password: None,
+            password_env: None,
+            retries: 0,
+            retry_backoff: Dur(Duration::from_millis(10)),
+            connections_per_node: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaSpec {
+    pub keyspace: String,
+    /// The replication map, as CQL: `{'class': 'SimpleStrategy', 'replication_factor': 1}`.
+    pub replication: String,
+    /// Statements run in order after the keyspace exists (`CREATE TABLE IF NOT EXISTS ...`).
+    pub statements: Vec<String>,
+    pub mode: SchemaMode,
+}
+
+impl Default for SchemaSpec {
+    fn default() -> Self {
+        SchemaSpec {
+            keyspace: "cqlpulse".to_string(),
+            replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_string(),
+            statements: Vec::new(),
+            mode: SchemaMode::CreateIfMissing,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaMode {
+    CreateIfMissing,
+    /// Drops the keyspace first.
+    Recreate,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpSpec {
+    pub name: String,
+    pub cql: String,
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Generator names from `[data]`, one per bind marker, in order.
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub consistency: Option<String>,
+    pub serial_consistency: Option<String>,
+    pub timeout: Option<Dur>,
+    /// Whether the statement may be retried; inferred (false for LWT and counters) if absent.
+    pub idempotent: Option<bool>,
+    /// Send `batch.size` statements of this op as one CQL batch.
+    pub batch: Option<BatchSpec>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    pub size: u32,
+    #[serde(default)]
+    pub kind: BatchKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchKind {
+    Logged,
+    #[default]
+    Unlogged,
+    Counter,
+}
+
+/// A size in bytes: fixed (`size = 100`) or ranged (`size = { min = 10, max = 1000 }`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SizeSpec {
+    Fixed(u32),
+    Range { min: u32, max: u32 },
+}
+
+/// A named value generator. Integers: sequence, uniform, zipf, normal, hotspot. Bytes: text,
+/// blob. Others: uuid, timeuuid, timestamp. The column type decides how a value is encoded
+/// (an integer bound to a text column is sent as its decimal digits).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GenSpec {
+    Sequence {
+        #[serde(default)]
+        start: i64,
+    },
+    Uniform {
+        min: i64,
+        max: i64,
+    },
+    Zipf {
+        #[serde(default)]
+        min: i64,
+        count: u64,
+        #[serde(default = "one")]
+        exponent: f64,
+    },
+    Normal {
+        mean: f64,
+        stddev: f64,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Hotspot {
+        min: i64,
+        max: i64,
+        #[serde(default = "hot_fraction")]
+        hot_fraction: f64,
+        #[serde(default = "hot_probability")]
+        hot_probability: f64,
+    },
+    Text {
+        size: SizeSpec,
+    },
+    Blob {
+        size: SizeSpec,
+    },
+    Uuid {},
+    Timeuuid {},
+    Timestamp {
+        /// Milliseconds since the epoch of op 0; the run's start time if absent.
+        start_ms: Option<i64>,
+        /// Milliseconds between consecutive ops.
+        #[serde(default = "one_i64")]
+        step_ms: i64,
+    },
+}
+
+fn hot_fraction() -> f64 {
+    0.1
+}
+fn hot_probability() -> f64 {
+    0.9
+}
+fn one_i64() -> i64 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelName {
+    Sync,
+    Batches,
+    Pipeline,
+    Unbounded,
+    Chains,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBacklog {
+    #[default]
+    Queue,
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub duration: Dur,
+    pub rate: f64,
+    /// Ramp linearly from the previous stage's rate instead of stepping.
+    #[serde(default)]
+    pub ramp: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSpec {
+    pub model: ModelName,
+    pub workers: Option<u32>,
+    pub batch_size: Option<u32>,
+    pub window: Option<u32>,
+    pub chains: Option<u32>,
+    /// Target ops/s; 0 = as fast as the model goes.
+    pub rate: f64,
+    pub stages: Vec<StageSpec>,
+    pub max_in_flight: u32,
+    pub on_backlog: OnBacklog,
+    pub duration: Option<Dur>,
+    pub ops: Option<u64>,
+    pub warmup: Dur,
+    /// Tasks that issue requests; 0 = one per runtime worker thread.
+    pub lanes: u32,
+    pub drain_timeout: Dur,
+    pub abort: AbortSpec,
+}
+
+impl Default for LoadSpec {
+    fn default() -> Self {
+        LoadSpec {
+            model: ModelName::Chains,
+            workers: None,
+            batch_size: None,
+            window: None,
+            chains: None,
+            rate: 0.0,
+            stages: Vec::new(),
+            max_in_flight: 1024,
+            on_backlog: OnBacklog::Queue,
+            duration: None,
+            ops: None,
+            warmup: Dur(Duration::ZERO),
+            lanes: 0,
+            drain_timeout: Dur(Duration::from_secs(10)),
+            abort: AbortSpec::default(),
+        }
+    }
+}
+
+/// Stop the run (exit status 3) when errors persist. Off by default, as soak runs want to
+/// outlive a failing cluster.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AbortSpec {
+    /// Abort when the error ratio stays above this over `error_window`.
+    pub error_ratio: Option<f64>,
+    pub error_window: Option<Dur>,
+    /// Abort after this many consecutive failed requests.
+    pub consecutive_errors: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSpec {
+    pub listen: String,
+    pub buckets: BucketSpec,
+    pub hdr_significant_digits: u8,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        MetricsSpec {
+            listen: "127.0.0.1:9464".to_string(),
+            buckets: BucketSpec::default(),
+            hdr_significant_digits: 3,
+        }
+    }
+}
+
+/// Exponential latency buckets from `min` to at least `max`, each `factor` times the last;
+/// the request timeout is always added as a boundary.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BucketSpec {
+    pub min: Dur,
+    pub max: Dur,
+    pub factor: f64,
+}
+
+impl Default for BucketSpec {
+    fn default() -> Self {
+        BucketSpec {
+            min: Dur(Duration::from_micros(50)),
+            max: Dur(Duration::from_secs(10)),
+            factor: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSpec {
+    /// Bearer token for mutating routes; prefer `token_env`.
+    pub token: Option<String>,
+    /// Environment variable holding the token (default `CQLPULSE_CONTROL_TOKEN`).
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ShardIndex {
+    Index(u32),
+    /// `"auto"`: the Kubernetes pod ordinal.
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardSpec {
+    pub index: ShardIndex,
+    pub count: u32,
+    /// RFC 3339 wall-clock time at which every instance starts issuing.
+    pub start_at: Option<String>,
+}
+
+impl Default for ShardSpec {
+    fn default() -> Self {
+        ShardSpec {
+            index: ShardIndex::Index(0),
+            count: 1,
+            start_at: None,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Statistics owned by one lane: written by that lane alone (no lock, no atomic), handed to
+//! the aggregator as an interval report about once a second, then started afresh.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use crate::cql::ErrorKind;
+
+/// Latencies are recorded in nanoseconds, from 100 ns to an hour; slower is clamped.
+pub const HIST_LOW_NS: u64 = 100;
+pub const HIST_HIGH_NS: u64 = 3_600 * 1_000_000_000;
+
+/// A new empty latency histogram.
+pub fn histogram(sigfig: u8) -> Histogram<u64> {
+    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, sigfig).expect("bounds are constant and valid")
+}
+
+/// The outcome of one request (after any retries), as the lane saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub op: usize,
+    /// When the schedule wanted the request sent; `None` without a rate.
+    pub intended: Option<Instant>,
+    pub sent: Instant,
+    pub done: Instant,
+    pub result: Result<u64, ErrorKind>,
+    /// Rows returned (reads only) are in `result`; bytes of bound values here.
+    pub bytes: u64,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpStats {
+    /// Sent -> response.
+    pub service: Histogram<u64>,
+    /// Intended start -> response: free of coordinated omission. Empty without a rate.
+    pub response: Histogram<u64>,
+    pub ok: u64,
+    pub errors: [u64; ErrorKind::COUNT],
+    pub rows: u64,
+    pub bytes: u64,
+    pub retries: u64,
+}
+
+impl OpStats {
+    fn new(sigfig: u8) -> OpStats {
+        OpStats {
+            service: histogram(sigfig),
+            response: histogram(sigfig),
+            ok: 0,
+            errors: [0; ErrorKind::COUNT],
+            rows: 0,
+            bytes: 0,
+            retries: 0,
+        }
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+}
+
+/// One lane's statistics for one interval.
+#[derive(Debug, Clone)]
+pub struct LaneStats {
+    sigfig: u8,
+    /// Per op, created when the op first completes on this lane.
+    pub ops: Vec<Option<Box<OpStats>>>,
+    /// Intended start -> sent. Empty without a rate.
+    pub lag: Histogram<u64>,
+    pub issued: u64,
+    pub dropped_backlog: u64,
+    pub dropped_draining: u64,
+    pub peak_in_flight: u32,
+}
+
+impl LaneStats {
+    pub fn new(op_count: usize, sigfig: u8) -> LaneStats {
+        LaneStats {
+            sigfig,
+            ops: vec![None; op_count],
+            lag: histogram(sigfig),
+            issued: 0,
+            dropped_backlog: 0,
+            dropped_draining: 0,
+            peak_in_flight: 0,
+        }
+    }
+
+    /// Hands over this interval's statistics and starts a fresh one.
+    pub fn take(&mut self) -> LaneStats {
+        let next = LaneStats::new(self.ops.len(), self.sigfig);
+        std::mem::replace(self, next)
+    }
+
+    #[inline]
+    pub fn record_sent(&mut self, intended: Option<Instant>, sent: Instant, in_flight: u32) {
+        self.issued += 1;
+        if in_flight > self.peak_in_flight {
+            self.peak_in_flight = in_flight;
+        }
+        if let Some(t) = intended {
+            self.lag.saturating_record(nanos(sent.saturating_duration_since(t)));
+        }
+    }
+
+    #[inline]
+    pub fn record(&mut self, s: &Sample) {
+        let sigfig = self.sigfig;
+        let op = self.ops[s.op].get_or_insert_with(|| Box::new(OpStats::new(sigfig)));
+        op.service.saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
+        if let Some(t) = s.intended {
+            op.response.saturating_record(nanos(s.done.saturating_duration_since(t)));
+        }
+        op.bytes += s.bytes;
+        op.retries += u64::from(s.retries);
+        match s.result {
+            Ok(rows) => {
+                op.ok += 1;
+                op.rows += rows;
+            }
+            Err(kind) => op.errors[kind.index()] += 1,
+        }
+    }
+}
+
+#[inline]
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+/// What a lane hands over: an interval of statistics and its state at the end of it.
+#[derive(Debug)]
+pub struct LaneReport {
+    pub lane: usize,
+    pub stats: LaneStats,
+    pub in_flight: u32,
+    /// The interval ended before the warm-up did: exclude it from the summary.
+    pub warmup: bool,
+    /// The lane has finished and sends nothing more.
+    pub last: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_three_clocks_and_outcomes() {
+        let mut s = LaneStats::new(2, 3);
+        let t0 = Instant::now();
+        let sent = t0 + Duration::from_millis(2);
+        let done = t0 + Duration::from_millis(5);
+        s.record_sent(Some(t0), sent, 3);
+        s.record(&Sample { op: 1, intended: Some(t0), sent, done, result: Ok(4), bytes: 10, retries: 1 });
+        s.record(&Sample { op: 1, intended: None, sent, done, result: Err(ErrorKind::Overloaded), bytes: 10, retries: 0 });
+        assert!(s.ops[0].is_none(), "op 0 never ran: no histogram allocated");
+        let op = s.ops[1].as_ref().unwrap();
+        assert_eq!((op.ok, op.rows, op.bytes, op.retries), (1, 4, 20, 1));
+        assert_eq!(op.errors[ErrorKind::Overloaded.index()], 1);
+        assert_eq!(op.service.len(), 2);
+        assert_eq!(op.response.len(), 1);
+        let service_ms = op.service.value_at_quantile(1.0) as f64 / 1e6;
+        let response_ms = op.response.value_at_quantile(1.0) as f64 / 1e6;
+        assert!((service_ms - 3.0).abs() < 0.01 && (response_ms - 5.0).abs() < 0.01);
+        assert!((s.lag.value_at_quantile(1.0) as f64 / 1e6 - 2.0).abs() < 0.01);
+        assert_eq!(s.peak_in_flight, 3);
+        let old = s.take();
+        assert_eq!(old.issued, 1);
+        assert_eq!(s.issued, 0);
+    }
+}

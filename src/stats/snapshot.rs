@@ -1,0 +1,138 @@
+//! Snapshots: what exporters read. Plain data, replaced about once a second; readers hold an
+//! `Arc` to the latest and never block the aggregator or the lanes.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cql::ErrorKind;
+
+/// A Prometheus-style histogram: counts per bucket (not cumulative; the last is +Inf), with
+/// the sum and count of observations.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Buckets {
+    pub counts: Vec<u64>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl Buckets {
+    pub fn new(bounds: usize) -> Buckets {
+        Buckets { counts: vec![0; bounds + 1], sum_seconds: 0.0, count: 0 }
+    }
+
+    /// Adds an HDR histogram (in nanoseconds) to the buckets whose upper bounds are
+    /// `bounds_ns`. Each HDR bin goes to the first bucket whose bound covers the bin's highest
+    /// equivalent value: a value is never counted below its bucket.
+    pub fn add_hdr<T: hdrhistogram::Counter>(&mut self, h: &hdrhistogram::Histogram<T>, bounds_ns: &[u64]) {
+        if h.is_empty() {
+            return;
+        }
+        for v in h.iter_recorded() {
+            let value = h.highest_equivalent(v.value_iterated_to());
+            let n = v.count_at_value().as_u64();
+            let i = bounds_ns.partition_point(|&b| b < value);
+            self.counts[i] += n;
+        }
+        self.count += h.len();
+        self.sum_seconds += h.mean() * h.len() as f64 / 1e9;
+    }
+
+    /// Cumulative counts, as `le` buckets are exposed.
+    pub fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
+        self.counts.iter().scan(0u64, |acc, c| {
+            *acc += c;
+            Some(*acc)
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpSnapshot {
+    pub name: String,
+    pub ok: u64,
+    pub errors: [u64; ErrorKind::COUNT],
+    pub rows: u64,
+    pub bytes: u64,
+    pub retries: u64,
+    pub service: Buckets,
+    pub response: Buckets,
+}
+
+impl OpSnapshot {
+    pub fn errors_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+}
+
+/// What the engine says about itself when a snapshot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Gauges {
+    pub phase: Phase,
+    pub paused: bool,
+    pub target_rate: f64,
+    pub in_flight_limit: u64,
+    pub reloads_applied: u64,
+    pub reloads_rejected: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Starting,
+    Connecting,
+    Running,
+    Draining,
+    Done,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Connecting => "connecting",
+            Phase::Running => "running",
+            Phase::Draining => "draining",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// Driver state, sampled by the aggregator (never on the request path).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ClusterGauges {
+    pub known_hosts: u64,
+    pub connected_hosts: u64,
+    pub connections: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Time since the run started issuing.
+    pub elapsed: Duration,
+    pub gauges: Gauges,
+    pub cluster: ClusterGauges,
+    pub ops: Vec<OpSnapshot>,
+    pub lag: Buckets,
+    /// Upper bounds of the buckets, in seconds.
+    #[serde(skip)]
+    pub bounds: std::sync::Arc<[f64]>,
+    pub issued: u64,
+    pub dropped_backlog: u64,
+    pub dropped_draining: u64,
+    pub in_flight: u64,
+    /// The highest in-flight count seen by any interval so far (sum of per-lane peaks).
+    pub peak_in_flight: u64,
+    /// Completions per second over the last interval.
+    pub achieved_rate: f64,
+}
+
+impl Snapshot {
+    pub fn completed(&self) -> u64 {
+        self.ops.iter().map(|o| o.ok + o.errors_total()).sum()
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.ops.iter().map(OpSnapshot::errors_total).sum()
+    }
+}

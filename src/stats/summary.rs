@@ -1,0 +1,316 @@
+//! The end-of-run summary (a table and JSON) and the live status line.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use tokio::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::lane::{LaneStats, histogram};
+use super::snapshot::Snapshot;
+use crate::cql::ErrorKind;
+
+/// Post-warm-up histograms and counters: the summary's source.
+pub struct Measured {
+    from: Option<Instant>,
+    to: Option<Instant>,
+    ops: Vec<MeasuredOp>,
+    lag: Histogram<u64>,
+}
+
+struct MeasuredOp {
+    service: Histogram<u64>,
+    response: Histogram<u64>,
+    ok: u64,
+    errors: [u64; ErrorKind::COUNT],
+    rows: u64,
+    bytes: u64,
+    retries: u64,
+}
+
+impl Measured {
+    pub fn new(ops: usize, sigfig: u8) -> Measured {
+        Measured {
+            from: None,
+            to: None,
+            ops: (0..ops)
+                .map(|_| MeasuredOp {
+                    service: histogram(sigfig),
+                    response: histogram(sigfig),
+                    ok: 0,
+                    errors: [0; ErrorKind::COUNT],
+                    rows: 0,
+                    bytes: 0,
+                    retries: 0,
+                })
+                .collect(),
+            lag: histogram(sigfig),
+        }
+    }
+
+    pub fn start(&mut self, from: Instant) {
+        self.from = Some(from);
+    }
+
+    pub fn finish(&mut self, to: Instant) {
+        self.to = Some(to);
+    }
+
+    pub fn add(&mut self, s: &LaneStats) {
+        let _ = self.lag.add(&s.lag);
+        for (m, op) in self.ops.iter_mut().zip(&s.ops) {
+            let Some(op) = op else { continue };
+            let _ = m.service.add(&op.service);
+            let _ = m.response.add(&op.response);
+            m.ok += op.ok;
+            for (t, n) in m.errors.iter_mut().zip(op.errors) {
+                *t += n;
+            }
+            m.rows += op.rows;
+            m.bytes += op.bytes;
+            m.retries += op.retries;
+        }
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Option<Percentiles> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |ns: u64| ns as f64 / 1e6;
+        Some(Percentiles {
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+            mean_ms: h.mean() / 1e6,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpSummary {
+    pub name: String,
+    pub count: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Non-zero error counts by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub ops_per_second: f64,
+    pub rows: u64,
+    pub payload_bytes: u64,
+    pub retries: u64,
+    /// Sent -> response.
+    pub service_time: Option<Percentiles>,
+    /// Intended start -> response (only with a target rate).
+    pub response_time: Option<Percentiles>,
+}
+
+/// The run's result. Its JSON form (`--summary-json`) is a stable interface: fields are only
+/// ever added.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub workload: String,
+    pub model: String,
+    /// Seconds measured (after warm-up).
+    pub duration_seconds: f64,
+    pub ops: Vec<OpSummary>,
+    pub total: OpSummary,
+    pub schedule_lag: Option<Percentiles>,
+    /// Whole-run accounting, warm-up included: every scheduled op is sent or dropped, and
+    /// every sent one ends ok, failed, or abandoned (still in flight when draining timed out).
+    pub scheduled: u64,
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub abandoned: u64,
+    pub peak_in_flight: u64,
+    pub in_flight_limit: u64,
+}
+
+impl Summary {
+    pub fn new(workload: &str, model: &str, names: &[String], m: &Measured, last: &Snapshot) -> Summary {
+        let secs = match (m.from, m.to) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        let summarize = |name: &str, op: &MeasuredOp| {
+            let errors: u64 = op.errors.iter().sum();
+            OpSummary {
+                name: name.to_string(),
+                count: op.ok + errors,
+                ok: op.ok,
+                errors,
+                errors_by_kind: ErrorKind::ALL
+                    .iter()
+                    .filter(|k| op.errors[k.index()] > 0)
+                    .map(|k| (k.name().to_string(), op.errors[k.index()]))
+                    .collect(),
+                ops_per_second: rate(op.ok + errors),
+                rows: op.rows,
+                payload_bytes: op.bytes,
+                retries: op.retries,
+                service_time: Percentiles::of(&op.service),
+                response_time: Percentiles::of(&op.response),
+            }
+        };
+        let ops: Vec<OpSummary> = names.iter().zip(&m.ops).map(|(n, op)| summarize(n, op)).collect();
+        let mut all = Measured::new(1, 3).ops.remove(0);
+        for op in &m.ops {
+            let _ = all.service.add(&op.service);
+            let _ = all.response.add(&op.response);
+            all.ok += op.ok;
+            for (t, n) in all.errors.iter_mut().zip(op.errors) {
+                *t += n;
+            }
+            all.rows += op.rows;
+            all.bytes += op.bytes;
+            all.retries += op.retries;
+        }
+        let ok: u64 = last.ops.iter().map(|o| o.ok).sum();
+        let failed = last.errors();
+        let dropped = last.dropped_backlog + last.dropped_draining;
+        Summary {
+            workload: workload.to_string(),
+            model: model.to_string(),
+            duration_seconds: secs,
+            total: summarize("total", &all),
+            ops,
+            schedule_lag: Percentiles::of(&m.lag),
+            scheduled: last.issued + dropped,
+            sent: last.issued,
+            ok,
+            failed,
+            dropped,
+            abandoned: last.issued.saturating_sub(ok + failed),
+            peak_in_flight: last.peak_in_flight,
+            in_flight_limit: last.gauges.in_flight_limit,
+        }
+    }
+
+    /// The one-screen table printed at the end of a run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "cqlpulse: workload `{}`, model {}, {:.1} s measured",
+            self.workload, self.model, self.duration_seconds
+        );
+        let header = format!(
+            "{:<14} {:>10} {:>10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "op", "count", "ops/s", "errors", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"
+        );
+        let rows = |out: &mut String, pick: &dyn Fn(&OpSummary) -> Option<&Percentiles>| {
+            let _ = writeln!(out, "{header}");
+            for op in self.ops.iter().chain(std::iter::once(&self.total)) {
+                if op.count == 0 && op.name != "total" {
+                    continue;
+                }
+                let p = pick(op);
+                let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:>10} {:>10.1} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                    op.name,
+                    op.count,
+                    op.ops_per_second,
+                    op.errors,
+                    f(p.map(|p| p.p50_ms)),
+                    f(p.map(|p| p.p90_ms)),
+                    f(p.map(|p| p.p99_ms)),
+                    f(p.map(|p| p.p999_ms)),
+                    f(p.map(|p| p.max_ms)),
+                );
+            }
+        };
+        let _ = writeln!(out, "service time (sent -> response):");
+        rows(&mut out, &|o| o.service_time.as_ref());
+        if self.total.response_time.is_some() {
+            let _ = writeln!(out, "response time (intended start -> response, free of coordinated omission):");
+            rows(&mut out, &|o| o.response_time.as_ref());
+        }
+        if let Some(lag) = &self.schedule_lag {
+            let _ = writeln!(
+                out,
+                "schedule lag (intended -> sent): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                lag.p50_ms, lag.p99_ms, lag.max_ms
+            );
+        }
+        for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
+            let kinds: Vec<String> = op.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(out, "errors of {}: {}", op.name, kinds.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "scheduled {}: sent {} (ok {}, failed {}, abandoned {}), dropped {}; peak in flight {} of {}",
+            self.scheduled, self.sent, self.ok, self.failed, self.abandoned, self.dropped, self.peak_in_flight, self.in_flight_limit
+        );
+        out
+    }
+}
+
+/// One line of progress on stderr.
+pub fn status_line(s: &Snapshot) {
+    let p99 = s
+        .ops
+        .iter()
+        .map(|o| quantile(&o.service, &s.bounds, 0.99))
+        .fold(0.0, f64::max);
+    let target = if s.gauges.target_rate > 0.0 { format!(" (target {:.0})", s.gauges.target_rate) } else { String::new() };
+    eprintln!(
+        "[{:>6.1}s] {:<8} {:>9.0} ops/s{} | p99 <= {} | in flight {}/{} | ok {} | errors {} | dropped {}",
+        s.elapsed.as_secs_f64(),
+        s.gauges.phase.name(),
+        s.achieved_rate,
+        target,
+        format_seconds(p99),
+        s.in_flight,
+        s.gauges.in_flight_limit,
+        s.ops.iter().map(|o| o.ok).sum::<u64>(),
+        s.errors(),
+        s.dropped_backlog + s.dropped_draining,
+    );
+}
+
+/// The bucket bound below which a fraction `q` of the observations fall (as PromQL would
+/// bound it, without interpolation).
+pub fn quantile(b: &super::snapshot::Buckets, bounds: &[f64], q: f64) -> f64 {
+    if b.count == 0 {
+        return 0.0;
+    }
+    let rank = (q * b.count as f64).ceil() as u64;
+    for (i, c) in b.cumulative().enumerate() {
+        if c >= rank {
+            return bounds.get(i).copied().unwrap_or(f64::INFINITY);
+        }
+    }
+    f64::INFINITY
+}
+
+fn format_seconds(s: f64) -> String {
+    if s.is_infinite() {
+        "+Inf".to_string()
+    } else if s < 1e-3 {
+        format!("{:.0} us", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
