@@ -1,1 +1,187 @@
-fn main() {}
+//! The `cqlpulse` binary: parse arguments, set up logging and the runtime, call the library,
+//! and turn the outcome into one line and an exit status:
+//! 0 done, 1 runtime failure, 2 bad spec or arguments, 3 aborted by the abort policy,
+//! 130 a second signal while draining.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cqlpulse::cli::{self, Cli, Command, LogFormat};
+use cqlpulse::daemon::{self, Loaded, RunError, RunOptions};
+use cqlpulse::plan::Model;
+use cqlpulse::{compare, cql, http};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cqlpulse: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(run(cli.command));
+    // Do not wait for driver tasks still closing connections.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}
+
+fn init_logging(cli: &Cli) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match cli.log_format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Command) -> u8 {
+    let result = match command {
+        Command::Run(args) => run_daemon(args).await,
+        Command::Check(args) => check(args).await,
+        Command::Compare(args) => run_compare(args).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cqlpulse: {e}");
+            e.exit_code() as u8
+        }
+    }
+}
+
+/// First SIGTERM or SIGINT: cancel `shutdown` (drain). SIGHUP: `on_hup`. Returns on a second
+/// terminating signal, for the caller to exit at once.
+async fn signals(shutdown: CancellationToken, on_hup: impl Fn()) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => { on_hup(); continue; }
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+        tracing::info!("stopping: draining requests in flight (a second signal exits at once)");
+        shutdown.cancel();
+    }
+}
+
+fn load(spec: &cli::SpecArgs) -> Result<Loaded, RunError> {
+    let overrides = spec.overrides().map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
+    Ok(Loaded::load(spec.spec.clone(), overrides)?)
+}
+
+async fn run_daemon(args: cli::RunArgs) -> Result<(), RunError> {
+    let loaded = load(&args.spec)?;
+    let listener = if args.no_http {
+        None
+    } else {
+        let addr = loaded.plan.metrics.listen;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| RunError::Fatal(anyhow::anyhow!("cannot listen on {addr} (metrics.listen): {e}")))?;
+        tracing::info!("serving /metrics, /status and control on http://{}", l.local_addr().unwrap_or(addr));
+        Some(l)
+    };
+    let opts = RunOptions {
+        summary_json: args.summary_json,
+        hdr_log: args.hdr_log,
+        status_every: args.status_every,
+        linger: args.linger,
+        print_summary: true,
+    };
+    let shutdown = CancellationToken::new();
+    let reload = std::sync::Arc::new(tokio::sync::Notify::new());
+    let serve = {
+        let reload = reload.clone();
+        move |handle: daemon::Handle, stop: CancellationToken| {
+            // SIGHUP reaches the daemon through its own notifier.
+            let shared = handle.shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    reload.notified().await;
+                    shared.reload_requests.notify_one();
+                }
+            });
+            async move {
+                if let Some(l) = listener {
+                    http::serve(l, handle, stop).await;
+                }
+            }
+        }
+    };
+    let hup = reload.clone();
+    tokio::select! {
+        r = daemon::run(loaded, opts, shutdown.clone(), serve) => r.map(|_| ()),
+        _ = signals(shutdown.clone(), move || hup.notify_one()) => {
+            eprintln!("cqlpulse: second signal: exiting without draining");
+            std::process::exit(130);
+        }
+    }
+}
+
+async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
+    let mut loaded = load(&args.spec)?;
+    let plan = &loaded.plan;
+    println!(
+        "{}: ok: workload `{}`, {} op(s), model {} ({} = {}), {}",
+        args.spec.spec.display(),
+        plan.name,
+        plan.ops.len(),
+        plan.load.model.name(),
+        plan.load.model.knob(),
+        plan.load.concurrency,
+        match plan.load.end {
+            cqlpulse::plan::End::Ops(n) => format!("{n} ops"),
+            cqlpulse::plan::End::Duration(d) => format!("for {}", humantime::format_duration(d)),
+            cqlpulse::plan::End::Forever => "until stopped".to_string(),
+        }
+    );
+    if args.connect {
+        if loaded.plan.schema.mode == cqlpulse::spec::SchemaMode::Recreate {
+            loaded.plan.schema.mode = cqlpulse::spec::SchemaMode::CreateIfMissing;
+        }
+        let plan = &loaded.plan;
+        let session = cql::connect(&plan.cluster).await?;
+        cql::setup_schema(&session, plan).await?;
+        cql::prepare(&session, plan).await?;
+        println!("connected to {} and prepared {} statement(s)", plan.cluster.contact_points.join(", "), plan.ops.len());
+    }
+    Ok(())
+}
+
+async fn run_compare(args: cli::CompareArgs) -> Result<(), RunError> {
+    let overrides = args.spec.overrides().map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
+    let mut models = Vec::new();
+    for m in &args.models {
+        models.push(Model::parse(m.trim()).ok_or_else(|| RunError::Fatal(anyhow::anyhow!("--models: unknown model `{m}` (sync, batches, pipeline, unbounded, chains)")))?);
+    }
+    let opts = compare::CompareOptions { models, concurrency: args.concurrency, sync_workers: args.sync_workers };
+    let shutdown = CancellationToken::new();
+    let rows = tokio::select! {
+        r = compare::compare(&args.spec.spec, &overrides, &opts, &shutdown) => r?,
+        _ = signals(shutdown.clone(), || {}) => std::process::exit(130),
+    };
+    let text = compare::render(&rows, args.format);
+    print!("{text}");
+    if let Some(path) = &args.output {
+        std::fs::write(path, &text).map_err(|e| RunError::Fatal(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}

@@ -15,6 +15,8 @@ use crate::cql::ErrorKind;
 pub struct Measured {
     from: Option<Instant>,
     to: Option<Instant>,
+    /// Process CPU seconds when the run started issuing, and when it ended.
+    cpu: (f64, f64),
     ops: Vec<MeasuredOp>,
     lag: Histogram<u64>,
 }
@@ -34,6 +36,7 @@ impl Measured {
         Measured {
             from: None,
             to: None,
+            cpu: (0.0, 0.0),
             ops: (0..ops)
                 .map(|_| MeasuredOp {
                     service: histogram(sigfig),
@@ -51,10 +54,12 @@ impl Measured {
 
     pub fn start(&mut self, from: Instant) {
         self.from = Some(from);
+        self.cpu.0 = crate::process::read().map_or(0.0, |p| p.cpu_seconds);
     }
 
     pub fn finish(&mut self, to: Instant) {
         self.to = Some(to);
+        self.cpu.1 = crate::process::read().map_or(0.0, |p| p.cpu_seconds);
     }
 
     pub fn add(&mut self, s: &LaneStats) {
@@ -141,6 +146,12 @@ pub struct Summary {
     pub abandoned: u64,
     pub peak_in_flight: u64,
     pub in_flight_limit: u64,
+    /// CPU time of the whole cqlpulse process while issuing (warm-up included), and per op
+    /// sent, in microseconds.
+    pub client_cpu_seconds: f64,
+    pub client_cpu_us_per_op: f64,
+    /// Peak resident memory of the process so far.
+    pub peak_rss_bytes: u64,
 }
 
 impl Summary {
@@ -201,6 +212,9 @@ impl Summary {
             abandoned: last.issued.saturating_sub(ok + failed),
             peak_in_flight: last.peak_in_flight,
             in_flight_limit: last.gauges.in_flight_limit,
+            client_cpu_seconds: m.cpu.1 - m.cpu.0,
+            client_cpu_us_per_op: if last.issued > 0 { (m.cpu.1 - m.cpu.0) * 1e6 / last.issued as f64 } else { 0.0 },
+            peak_rss_bytes: crate::process::read().map_or(0, |p| p.peak_resident_bytes),
         }
     }
 
@@ -261,11 +275,18 @@ impl Summary {
             "scheduled {}: sent {} (ok {}, failed {}, abandoned {}), dropped {}; peak in flight {} of {}",
             self.scheduled, self.sent, self.ok, self.failed, self.abandoned, self.dropped, self.peak_in_flight, self.in_flight_limit
         );
+        let _ = writeln!(
+            out,
+            "client: {:.2} s CPU, {:.2} us per op; peak RSS {:.1} MiB",
+            self.client_cpu_seconds,
+            self.client_cpu_us_per_op,
+            self.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+        );
         out
     }
 }
 
-/// One line of progress on stderr.
+/// One line of progress: on stderr when it is a terminal, as a log event otherwise.
 pub fn status_line(s: &Snapshot) {
     let p99 = s
         .ops
@@ -273,7 +294,7 @@ pub fn status_line(s: &Snapshot) {
         .map(|o| quantile(&o.service, &s.bounds, 0.99))
         .fold(0.0, f64::max);
     let target = if s.gauges.target_rate > 0.0 { format!(" (target {:.0})", s.gauges.target_rate) } else { String::new() };
-    eprintln!(
+    let line = format!(
         "[{:>6.1}s] {:<8} {:>9.0} ops/s{} | p99 <= {} | in flight {}/{} | ok {} | errors {} | dropped {}",
         s.elapsed.as_secs_f64(),
         s.gauges.phase.name(),
@@ -286,6 +307,11 @@ pub fn status_line(s: &Snapshot) {
         s.errors(),
         s.dropped_backlog + s.dropped_draining,
     );
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("{line}");
+    } else {
+        tracing::info!("{line}");
+    }
 }
 
 /// The bucket bound below which a fraction `q` of the observations fall (as PromQL would

@@ -1,0 +1,116 @@
+//! `cqlpulse compare`: the python-driver benchmark experiment, against a real cluster. The
+//! same workload runs under each model in turn, in a freshly recreated keyspace, and the
+//! results are printed side by side.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Format;
+use crate::daemon::{self, Loaded, RunError, RunOptions};
+use crate::plan::{self, Model, ShardEnv};
+use crate::spec::{self, ModelName, OnBacklog, Override, SchemaMode, SpecError};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub model: String,
+    /// The model's knob and its value, e.g. `workers=1`.
+    pub knob: String,
+    pub ops: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub ops_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub client_cpu_us_per_op: f64,
+}
+
+pub struct CompareOptions {
+    pub models: Vec<Model>,
+    pub concurrency: u32,
+    pub sync_workers: u32,
+}
+
+/// Runs the comparison; stops early (returning what finished) when `shutdown` is cancelled.
+pub async fn compare(path: &Path, overrides: &[Override], opts: &CompareOptions, shutdown: &CancellationToken) -> Result<Vec<Row>, RunError> {
+    let mut rows = Vec::new();
+    for &model in &opts.models {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let (mut spec, source) = spec::load(path, overrides)?;
+        if spec.load.ops.is_none() {
+            return Err(SpecError::Override { origin: "cqlpulse compare".into(), field: "load.ops".into(), message: "compare needs an op count: pass --ops N".into() }.into());
+        }
+        let l = &mut spec.load;
+        l.model = match model {
+            Model::Sync => ModelName::Sync,
+            Model::Batches => ModelName::Batches,
+            Model::Pipeline => ModelName::Pipeline,
+            Model::Unbounded => ModelName::Unbounded,
+            Model::Chains => ModelName::Chains,
+        };
+        (l.workers, l.batch_size, l.window, l.chains) = (None, None, None, None);
+        let knob = match model {
+            Model::Sync => {
+                l.workers = Some(opts.sync_workers);
+                opts.sync_workers
+            }
+            Model::Batches => *l.batch_size.insert(opts.concurrency),
+            Model::Pipeline => *l.window.insert(opts.concurrency),
+            Model::Chains => *l.chains.insert(opts.concurrency),
+            Model::Unbounded => opts.concurrency,
+        };
+        l.max_in_flight = if model == Model::Unbounded { opts.concurrency } else { l.max_in_flight.max(knob) };
+        (l.duration, l.rate, l.on_backlog) = (None, 0.0, OnBacklog::Queue);
+        l.stages.clear();
+        if spec.schema.mode != SchemaMode::Skip {
+            spec.schema.mode = SchemaMode::Recreate;
+        }
+        let plan = plan::build(&spec, &source, &|k| std::env::var(k).ok(), &ShardEnv::from_process(), daemon::now_ms())?;
+        tracing::info!("compare: model {} ({}={knob})", model.name(), model.knob());
+        let loaded = Loaded { path: path.to_path_buf(), overrides: overrides.to_vec(), plan };
+        let opts = RunOptions { status_every: std::time::Duration::from_secs(5), ..RunOptions::default() };
+        let summary = daemon::run(loaded, opts, shutdown.clone(), |_, _| async {}).await?;
+        let service = summary.total.service_time.clone();
+        let p = |f: fn(&crate::stats::Percentiles) -> f64| service.as_ref().map_or(0.0, f);
+        rows.push(Row {
+            model: model.name().to_string(),
+            knob: format!("{}={knob}", model.knob()),
+            ops: summary.total.count,
+            errors: summary.total.errors,
+            seconds: summary.duration_seconds,
+            ops_per_second: summary.total.ops_per_second,
+            p50_ms: p(|p| p.p50_ms),
+            p99_ms: p(|p| p.p99_ms),
+            p999_ms: p(|p| p.p999_ms),
+            max_ms: p(|p| p.max_ms),
+            client_cpu_us_per_op: summary.client_cpu_us_per_op,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn render(rows: &[Row], format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Json => out = serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
+        Format::Table => {
+            let _ = writeln!(out, "{:<10} {:<18} {:>9} {:>7} {:>11} {:>8} {:>8} {:>9} {:>8} {:>10}", "model", "knob", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "CPU us/op");
+            for r in rows {
+                let _ = writeln!(out, "{:<10} {:<18} {:>9} {:>7} {:>11.1} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>10.2}", r.model, r.knob, r.ops, r.errors, r.ops_per_second, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.client_cpu_us_per_op);
+            }
+        }
+        Format::Markdown => {
+            let _ = writeln!(out, "| model | knob | ops | errors | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | client CPU us/op |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for r in rows {
+                let _ = writeln!(out, "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |", r.model, r.knob, r.ops, r.errors, r.ops_per_second, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.client_cpu_us_per_op);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,301 @@
+//! The daemon: the life of one run. Parse and validate, bind HTTP, connect (retrying with
+//! backoff while `/readyz` says 503), set up the schema, prepare, run the engine, drain, and
+//! flush the summary. Signals and HTTP control reach it through [`Shared`].
+
+mod abort;
+mod reload;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use scylla::client::session::Session;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cql;
+use crate::engine::{self, Control, CqlExecutor};
+use crate::plan::{self, Plan, ShardEnv};
+use crate::spec::{self, Override, SpecError};
+use crate::stats::{Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, Phase, Snapshot, Summary};
+pub use reload::structural_changes;
+
+/// How a run failed; `main` turns each into an exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Exit status 2.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Exit status 3: the abort policy stopped the run.
+    #[error("aborted: {0}")]
+    Aborted(String),
+    /// Exit status 1.
+    #[error("{0:#}")]
+    Fatal(#[from] anyhow::Error),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Spec(_) => 2,
+            RunError::Aborted(_) => 3,
+            RunError::Fatal(_) => 1,
+        }
+    }
+}
+
+/// A spec file with its overrides, loaded and planned.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub overrides: Vec<Override>,
+    pub plan: Plan,
+}
+
+impl Loaded {
+    pub fn load(path: PathBuf, overrides: Vec<Override>) -> Result<Loaded, SpecError> {
+        let (spec, source) = spec::load(&path, &overrides)?;
+        let plan = plan::build(&spec, &source, &|k| std::env::var(k).ok(), &ShardEnv::from_process(), now_ms())?;
+        Ok(Loaded { path, overrides, plan })
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub summary_json: Option<PathBuf>,
+    pub hdr_log: Option<PathBuf>,
+    /// Seconds between status lines on stderr (zero = none).
+    pub status_every: Duration,
+    /// Keep serving HTTP this long after the run ends, for a last scrape.
+    pub linger: Duration,
+    /// Print the summary table on stdout.
+    pub print_summary: bool,
+}
+
+/// What HTTP routes, signals and the gauges read and steer.
+pub struct Shared {
+    pub control: Arc<Control>,
+    pub plan: RwLock<Arc<Plan>>,
+    pub phase: watch::Sender<Phase>,
+    pub ready: AtomicBool,
+    pub reloads_applied: AtomicU64,
+    pub reloads_rejected: AtomicU64,
+    pub session: OnceLock<Arc<Session>>,
+    pub started: SystemTime,
+    spec_path: PathBuf,
+    overrides: Vec<Override>,
+    /// Notified to reload (SIGHUP); HTTP reloads call [`Shared::reload`] directly.
+    pub reload_requests: Notify,
+}
+
+impl Shared {
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.read().map(|p| p.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub fn gauges(&self) -> (Gauges, ClusterGauges) {
+        let settings = self.control.settings();
+        let gauges = Gauges {
+            phase: *self.phase.borrow(),
+            paused: settings.paused,
+            target_rate: self.control.target_rate(),
+            in_flight_limit: settings.in_flight_limit(self.control.model()) as u64,
+            reloads_applied: self.reloads_applied.load(Ordering::Relaxed),
+            reloads_rejected: self.reloads_rejected.load(Ordering::Relaxed),
+        };
+        let cluster = self.session.get().map_or_else(ClusterGauges::default, |s| {
+            let state = s.get_cluster_state();
+            let nodes = state.get_nodes_info();
+            ClusterGauges {
+                known_hosts: nodes.len() as u64,
+                connected_hosts: nodes.iter().filter(|n| n.is_connected()).count() as u64,
+                connections: s.get_metrics().get_total_connections(),
+            }
+        });
+        (gauges, cluster)
+    }
+
+    /// Re-reads the spec and applies its hot fields. The running spec stays on any error.
+    pub fn reload(&self) -> Result<String, String> {
+        let result = self.try_reload();
+        let counter = if result.is_ok() { &self.reloads_applied } else { &self.reloads_rejected };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(m) => tracing::info!("reload applied: {m}"),
+            Err(m) => tracing::warn!("reload rejected: {m}"),
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<String, String> {
+        let loaded = Loaded::load(self.spec_path.clone(), self.overrides.clone()).map_err(|e| e.to_string())?;
+        let current = self.plan();
+        let changed = structural_changes(&current.spec, &loaded.plan.spec);
+        if !changed.is_empty() {
+            return Err(format!(
+                "{}: these fields cannot change while running: {}",
+                self.spec_path.display(),
+                changed.join(", ")
+            ));
+        }
+        if loaded.plan.digest == current.digest {
+            return Ok("no change".to_string());
+        }
+        self.control.apply_reload(&loaded.plan.load, &loaded.plan.ops);
+        if let Ok(mut p) = self.plan.write() {
+            *p = Arc::new(loaded.plan);
+        }
+        Ok("hot fields applied".to_string())
+    }
+}
+
+/// A run in progress: what the HTTP layer serves.
+#[derive(Clone)]
+pub struct Handle {
+    pub shared: Arc<Shared>,
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+}
+
+/// Runs `loaded` to its end, or until `shutdown` is cancelled (then drains). `serve` is given
+/// the run's handle before connecting, to start HTTP; it returns a future that ends when
+/// HTTP has stopped, and HTTP stops when the `CancellationToken` it is given is cancelled.
+pub async fn run<S, F>(loaded: Loaded, opts: RunOptions, shutdown: CancellationToken, serve: S) -> Result<Summary, RunError>
+where
+    S: FnOnce(Handle, CancellationToken) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let plan = Arc::new(loaded.plan);
+    let control = Control::new(&plan.load, &plan.ops);
+    let (phase, _) = watch::channel(Phase::Starting);
+    let shared = Arc::new(Shared {
+        control: control.clone(),
+        plan: RwLock::new(plan.clone()),
+        phase,
+        ready: AtomicBool::new(false),
+        reloads_applied: AtomicU64::new(0),
+        reloads_rejected: AtomicU64::new(0),
+        session: OnceLock::new(),
+        started: SystemTime::now(),
+        spec_path: loaded.path,
+        overrides: loaded.overrides,
+        reload_requests: Notify::new(),
+    });
+    let hdr_log = match &opts.hdr_log {
+        Some(p) => Some(HdrLog::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => None,
+    };
+    let cfg = AggregatorConfig {
+        workload: plan.name.clone(),
+        model: plan.load.model.name().to_string(),
+        op_names: plan.ops.iter().map(|o| o.name.clone()).collect(),
+        bounds: plan.metrics.buckets.clone().into(),
+        sigfig: plan.metrics.hdr_significant_digits,
+        publish_every: Duration::from_secs(1),
+        status_every: opts.status_every,
+        hdr_log,
+    };
+    let s = shared.clone();
+    let (aggregator, snapshots) = Aggregator::new(cfg, Box::new(move || s.gauges()));
+    let (reports, reports_rx) = tokio::sync::mpsc::unbounded_channel();
+    let aggregation = tokio::spawn(aggregator.run(reports_rx));
+
+    let http_stop = CancellationToken::new();
+    let handle = Handle { shared: shared.clone(), snapshots: snapshots.clone() };
+    let http = tokio::spawn(serve(handle, http_stop.clone()));
+    let reloader = tokio::spawn(reload_on_signal(shared.clone()));
+
+    let outcome = connect_and_run(&shared, plan, reports, &shutdown, snapshots).await;
+    shared.ready.store(false, Ordering::Relaxed);
+    shared.phase.send_replace(Phase::Done);
+    let summary = aggregation.await.context("the aggregator failed")?;
+    reloader.abort();
+    if opts.print_summary && summary.sent > 0 {
+        println!("{}", summary.table());
+    }
+    if let Some(path) = &opts.summary_json {
+        let json = serde_json::to_string_pretty(&summary).context("summary to JSON")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if !opts.linger.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(opts.linger) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+    http_stop.cancel();
+    let _ = http.await;
+    outcome.map(|()| summary)
+}
+
+async fn connect_and_run(
+    shared: &Arc<Shared>,
+    plan: Arc<Plan>,
+    reports: tokio::sync::mpsc::UnboundedSender<crate::stats::Report>,
+    shutdown: &CancellationToken,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+) -> Result<(), RunError> {
+    shared.phase.send_replace(Phase::Connecting);
+    let Some(session) = connect_with_backoff(&plan, shutdown).await else {
+        return Ok(()); // stopped before connecting: nothing ran, nothing failed
+    };
+    let session = Arc::new(session);
+    let _ = shared.session.set(session.clone());
+    cql::setup_schema(&session, &plan).await?;
+    let prepared = Arc::new(cql::prepare(&session, &plan).await?);
+    shared.ready.store(true, Ordering::Relaxed);
+    shared.phase.send_replace(Phase::Running);
+    tracing::info!(
+        "running workload `{}`: model {}, in-flight limit {}, target rate {}",
+        plan.name,
+        plan.load.model.name(),
+        shared.control.in_flight_limit(),
+        if plan.load.is_throttled() { format!("{} ops/s", plan.load.rate) } else { "unthrottled".into() }
+    );
+    let executor = Arc::new(CqlExecutor { plan: plan.clone(), session, prepared });
+    let stop = shutdown.child_token();
+    let abort = tokio::spawn(abort::watch(plan.load.abort, snapshots, stop.clone()));
+    let phase = shared.clone();
+    let draining = stop.clone();
+    tokio::spawn(async move {
+        draining.cancelled().await;
+        phase.ready.store(false, Ordering::Relaxed);
+        phase.phase.send_replace(Phase::Draining);
+    });
+    engine::run(executor, plan, shared.control.clone(), reports, stop.clone()).await;
+    stop.cancel();
+    match abort.await {
+        Ok(Some(reason)) => Err(RunError::Aborted(reason)),
+        _ => Ok(()),
+    }
+}
+
+/// Connects, retrying with exponential backoff (1 s to 30 s) until it works or `shutdown`.
+async fn connect_with_backoff(plan: &Plan, shutdown: &CancellationToken) -> Option<Session> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            r = cql::connect(&plan.cluster) => match r {
+                Ok(s) => return Some(s),
+                Err(e) => tracing::warn!("{e:#}; retrying in {}s", delay.as_secs()),
+            },
+            _ = shutdown.cancelled() => return None,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn reload_on_signal(shared: Arc<Shared>) {
+    loop {
+        shared.reload_requests.notified().await;
+        let _ = shared.reload();
+    }
+}

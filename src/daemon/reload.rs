@@ -1,0 +1,104 @@
+//! Reload: parse the spec again, validate it, and apply only the fields that can change while
+//! running. Anything structural (cluster, schema, the statements, generators, sharding,
+//! listeners) is refused with the fields named, and the running spec stays.
+
+use toml::Value;
+
+use crate::spec::Spec;
+
+/// Fields that a reload may change: the rate and stages, the concurrency knobs and the cap,
+/// and op weights.
+const HOT: &[&str] = &[
+    "load.rate",
+    "load.stages",
+    "load.workers",
+    "load.batch_size",
+    "load.window",
+    "load.chains",
+    "load.max_in_flight",
+    "ops[].weight",
+];
+
+/// The structural fields that differ between `old` and `new` (empty: the reload may apply).
+pub fn structural_changes(old: &Spec, new: &Spec) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (Value::try_from(old), Value::try_from(new)) else {
+        return vec!["(the spec could not be compared)".to_string()];
+    };
+    let mut out = Vec::new();
+    diff("", &a, &b, &mut out);
+    out.retain(|path| !is_hot(path));
+    out
+}
+
+fn is_hot(path: &str) -> bool {
+    let generic = generic_path(path);
+    HOT.iter().any(|h| generic == *h || generic.starts_with(&format!("{h}.")) || generic.starts_with(&format!("{h}[")))
+}
+
+/// `ops[3].weight` -> `ops[].weight`.
+fn generic_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut skipping = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                skipping = true;
+                out.push('[');
+            }
+            ']' => {
+                skipping = false;
+                out.push(']');
+            }
+            _ if skipping => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    match (a, b) {
+        (Value::Table(x), Value::Table(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => diff(&join(k), va, vb, out),
+                    _ => out.push(join(k)),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() && !is_hot(path) => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                diff(&format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if a != b => out.push(path.to_string()),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> Spec {
+        toml::from_str(&format!(
+            "name = \"t\"\n[[ops]]\nname = \"a\"\ncql = \"INSERT INTO t (k) VALUES (1)\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn hot_fields_may_change_and_structural_ones_are_named() {
+        let old = spec("weight = 1.0\n[load]\nrate = 10.0\nchains = 4");
+        let hot = spec("weight = 3.0\n[load]\nrate = 20.0\nchains = 8");
+        assert!(structural_changes(&old, &hot).is_empty());
+        let cold = spec("weight = 1.0\n[load]\nrate = 10.0\nchains = 4\n[cluster]\ncontact_points = [\"10.0.0.1:9042\"]\n[schema]\nkeyspace = \"other\"");
+        assert_eq!(structural_changes(&old, &cold), vec!["cluster.contact_points", "schema.keyspace"]);
+        let stmt = toml::from_str::<Spec>("name = \"t\"\n[[ops]]\nname = \"a\"\ncql = \"DELETE FROM t WHERE k = 1\"\nweight = 1.0\n[load]\nrate = 10.0\nchains = 4").unwrap();
+        assert_eq!(structural_changes(&old, &stmt), vec!["ops[0].cql"]);
+    }
+}

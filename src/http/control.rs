@@ -1,0 +1,124 @@
+//! Control routes. Every mutation needs `Authorization: Bearer <token>` when a token is set;
+//! with no token they are served only on a loopback listener (403 elsewhere). Bodies are
+//! strict JSON: malformed JSON, unknown fields and out-of-range values get a 400 with a JSON
+//! error, and change nothing.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{App, status_json};
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// `None` when the caller may mutate; otherwise the response refusing it.
+fn authorize(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let token = app.handle.shared.plan().control_token.clone();
+    let Some(token) = token else {
+        return (!app.loopback).then(|| {
+            error(
+                StatusCode::FORBIDDEN,
+                "control is disabled on a non-loopback listener without a token: set CQLPULSE_CONTROL_TOKEN or control.token",
+            )
+        });
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => None,
+        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
+        None => Some(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    if body.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "a JSON body is required"));
+    }
+    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+fn applied(app: &App) -> Response {
+    (StatusCode::OK, axum::Json(status_json(app))).into_response()
+}
+
+pub async fn pause(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(refused) = authorize(&app, &headers) {
+        return refused;
+    }
+    app.handle.shared.control.pause();
+    applied(&app)
+}
+
+pub async fn resume(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(refused) = authorize(&app, &headers) {
+        return refused;
+    }
+    app.handle.shared.control.resume();
+    applied(&app)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateBody {
+    rate: f64,
+}
+
+pub async fn rate(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = authorize(&app, &headers) {
+        return refused;
+    }
+    let body: RateBody = match parse(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match app.handle.shared.control.set_rate(body.rate) {
+        Ok(()) => applied(&app),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConcurrencyBody {
+    concurrency: u32,
+}
+
+pub async fn concurrency(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = authorize(&app, &headers) {
+        return refused;
+    }
+    let body: ConcurrencyBody = match parse(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match app.handle.shared.control.set_concurrency(body.concurrency) {
+        Ok(()) => applied(&app),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+pub async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(refused) = authorize(&app, &headers) {
+        return refused;
+    }
+    // Reading and parsing a file: off the async workers.
+    let shared = app.handle.shared.clone();
+    match tokio::task::spawn_blocking(move || shared.reload()).await {
+        Ok(Ok(message)) => (StatusCode::OK, axum::Json(json!({"result": "applied", "message": message}))).into_response(),
+        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/status` and the control routes.
+//! Handlers read published snapshots and send changes through [`crate::engine::Control`];
+//! none of them can block the lanes.
+
+mod control;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::daemon::Handle;
+use crate::metrics::{self, RunInfo};
+
+#[derive(Clone)]
+pub struct App {
+    pub handle: Handle,
+    pub info: Arc<RunInfo>,
+    /// Whether the listener is on a loopback address: without a token, control is only
+    /// served there.
+    pub loopback: bool,
+}
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_route))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/control/pause", post(control::pause))
+        .route("/control/resume", post(control::resume))
+        .route("/control/rate", put(control::rate))
+        .route("/control/concurrency", put(control::concurrency))
+        .route("/control/reload", post(control::reload))
+        .with_state(app)
+}
+
+/// Serves until `stop` is cancelled, then finishes the requests under way.
+pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToken) {
+    let local = listener.local_addr().ok();
+    let plan = handle.shared.plan();
+    let start_time = handle
+        .shared
+        .started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let info = RunInfo {
+        workload: plan.name.clone(),
+        model: plan.load.model.name().to_string(),
+        shard: plan.shard.index,
+        shard_count: plan.shard.count,
+        version: env!("CARGO_PKG_VERSION"),
+        start_time,
+    };
+    let app = App {
+        handle,
+        info: Arc::new(info),
+        loopback: local.is_some_and(|a: SocketAddr| a.ip().is_loopback()),
+    };
+    let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move { stop.cancelled().await });
+    if let Err(e) = server.await {
+        tracing::error!("HTTP server failed: {e}");
+    }
+}
+
+async fn metrics_route(State(app): State<App>) -> Response {
+    let snapshot = app.handle.snapshots.borrow().clone();
+    let mut body = String::with_capacity(32 * 1024);
+    metrics::render(&snapshot, &app.info, &mut body);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let shared = &app.handle.shared;
+    let phase = *shared.phase.borrow();
+    if shared.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        (StatusCode::OK, axum::Json(json!({"ready": true, "phase": phase.name()}))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"ready": false, "phase": phase.name()}))).into_response()
+    }
+}
+
+pub fn status_json(app: &App) -> serde_json::Value {
+    let shared = &app.handle.shared;
+    let s = app.handle.snapshots.borrow().clone();
+    let plan = shared.plan();
+    let settings = shared.control.settings();
+    let errors_by_kind: serde_json::Map<String, serde_json::Value> = crate::cql::ErrorKind::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), json!(s.ops.iter().map(|o| o.errors[k.index()]).sum::<u64>())))
+        .filter(|(_, v)| v.as_u64() != Some(0))
+        .collect();
+    json!({
+        "phase": shared.phase.borrow().name(),
+        "ready": shared.ready.load(std::sync::atomic::Ordering::Relaxed),
+        "paused": settings.paused,
+        "workload": plan.name,
+        "model": plan.load.model.name(),
+        "shard": plan.shard.index,
+        "shard_count": plan.shard.count,
+        "uptime_seconds": shared.started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
+        "elapsed_seconds": s.elapsed.as_secs_f64(),
+        "target_rate": shared.control.target_rate(),
+        "achieved_rate": s.achieved_rate,
+        "in_flight": s.in_flight,
+        "in_flight_limit": settings.in_flight_limit(shared.control.model()),
+        "concurrency": settings.concurrency,
+        "max_in_flight": settings.max_in_flight,
+        "peak_in_flight": s.peak_in_flight,
+        "issued": s.issued,
+        "ok": s.ops.iter().map(|o| o.ok).sum::<u64>(),
+        "errors": s.errors(),
+        "errors_by_kind": errors_by_kind,
+        "dropped": s.dropped_backlog + s.dropped_draining,
+        "reloads": {"applied": s.gauges.reloads_applied, "rejected": s.gauges.reloads_rejected},
+        "spec_digest": plan.digest,
+    })
+}
+
+async fn status(State(app): State<App>) -> Response {
+    axum::Json(status_json(&app)).into_response()
+}
