@@ -10,12 +10,21 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::spec::{Override, env_overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "cqlpulse", version, about = "A load generator for Apache Cassandra and ScyllaDB, observable live.")]
+#[command(
+    name = "cqlpulse",
+    version,
+    about = "A load generator for Apache Cassandra and ScyllaDB, observable live."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter, as in RUST_LOG (`info`, `cqlpulse=debug,scylla=warn`).
-    #[arg(long, global = true, env = "CQLPULSE_LOG", default_value = "info,scylla=warn,scylla::network::connection=error")]
+    #[arg(
+        long,
+        global = true,
+        env = "CQLPULSE_LOG",
+        default_value = "info,scylla=warn,scylla::network::connection=error"
+    )]
     pub log: String,
     /// Log format: text on a terminal and JSON otherwise, unless set.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
@@ -92,21 +101,35 @@ impl SpecArgs {
         }
         if !self.contact_points.is_empty() {
             let list: Vec<String> = self.contact_points.iter().map(|c| toml_string(c)).collect();
-            add("--contact-points", "cluster.contact_points", format!("[{}]", list.join(", ")));
+            add(
+                "--contact-points",
+                "cluster.contact_points",
+                format!("[{}]", list.join(", ")),
+            );
         }
         if let Some(l) = &self.listen {
             add("--listen", "metrics.listen", toml_string(l));
         }
         if let Some(i) = &self.shard_index {
-            let raw = if i.parse::<u32>().is_ok() { i.clone() } else { toml_string(i) };
+            let raw = if i.parse::<u32>().is_ok() {
+                i.clone()
+            } else {
+                toml_string(i)
+            };
             add("--shard-index", "shard.index", raw);
         }
         if let Some(n) = self.shard_count {
             add("--shard-count", "shard.count", n.to_string());
         }
         for s in &self.set {
-            let (key, value) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
-            out.push(Override::new(format!("--set {key}"), key.trim(), value.trim()));
+            let (key, value) = s
+                .split_once('=')
+                .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
+            out.push(Override::new(
+                format!("--set {key}"),
+                key.trim(),
+                value.trim(),
+            ));
         }
         Ok(out)
     }
@@ -158,7 +181,11 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
     /// Models to run, in order.
-    #[arg(long, value_delimiter = ',', default_value = "sync,batches,pipeline,unbounded,chains")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sync,batches,pipeline,unbounded,chains"
+    )]
     pub models: Vec<String>,
     /// The knob of every model but sync (batch size, window, chains; the cap for unbounded).
     #[arg(long, default_value_t = 120)]

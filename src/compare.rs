@@ -36,7 +36,12 @@ pub struct CompareOptions {
 }
 
 /// Runs the comparison; stops early (returning what finished) when `shutdown` is cancelled.
-pub async fn compare(path: &Path, overrides: &[Override], opts: &CompareOptions, shutdown: &CancellationToken) -> Result<Vec<Row>, RunError> {
+pub async fn compare(
+    path: &Path,
+    overrides: &[Override],
+    opts: &CompareOptions,
+    shutdown: &CancellationToken,
+) -> Result<Vec<Row>, RunError> {
     let mut rows = Vec::new();
     for &model in &opts.models {
         if shutdown.is_cancelled() {
@@ -44,7 +49,12 @@ pub async fn compare(path: &Path, overrides: &[Override], opts: &CompareOptions,
         }
         let (mut spec, source) = spec::load(path, overrides)?;
         if spec.load.ops.is_none() {
-            return Err(SpecError::Override { origin: "cqlpulse compare".into(), field: "load.ops".into(), message: "compare needs an op count: pass --ops N".into() }.into());
+            return Err(SpecError::Override {
+                origin: "cqlpulse compare".into(),
+                field: "load.ops".into(),
+                message: "compare needs an op count: pass --ops N".into(),
+            }
+            .into());
         }
         let l = &mut spec.load;
         l.model = match model {
@@ -65,16 +75,33 @@ pub async fn compare(path: &Path, overrides: &[Override], opts: &CompareOptions,
             Model::Chains => *l.chains.insert(opts.concurrency),
             Model::Unbounded => opts.concurrency,
         };
-        l.max_in_flight = if model == Model::Unbounded { opts.concurrency } else { l.max_in_flight.max(knob) };
+        l.max_in_flight = if model == Model::Unbounded {
+            opts.concurrency
+        } else {
+            l.max_in_flight.max(knob)
+        };
         (l.duration, l.rate, l.on_backlog) = (None, 0.0, OnBacklog::Queue);
         l.stages.clear();
         if spec.schema.mode != SchemaMode::Skip {
             spec.schema.mode = SchemaMode::Recreate;
         }
-        let plan = plan::build(&spec, &source, &|k| std::env::var(k).ok(), &ShardEnv::from_process(), daemon::now_ms())?;
+        let plan = plan::build(
+            &spec,
+            &source,
+            &|k| std::env::var(k).ok(),
+            &ShardEnv::from_process(),
+            daemon::now_ms(),
+        )?;
         tracing::info!("compare: model {} ({}={knob})", model.name(), model.knob());
-        let loaded = Loaded { path: path.to_path_buf(), overrides: overrides.to_vec(), plan };
-        let opts = RunOptions { status_every: std::time::Duration::from_secs(5), ..RunOptions::default() };
+        let loaded = Loaded {
+            path: path.to_path_buf(),
+            overrides: overrides.to_vec(),
+            plan,
+        };
+        let opts = RunOptions {
+            status_every: std::time::Duration::from_secs(5),
+            ..RunOptions::default()
+        };
         let summary = daemon::run(loaded, opts, shutdown.clone(), |_, _| async {}).await?;
         let service = summary.total.service_time.clone();
         let p = |f: fn(&crate::stats::Percentiles) -> f64| service.as_ref().map_or(0.0, f);
@@ -100,15 +127,57 @@ pub fn render(rows: &[Row], format: Format) -> String {
     match format {
         Format::Json => out = serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
         Format::Table => {
-            let _ = writeln!(out, "{:<10} {:<18} {:>9} {:>7} {:>11} {:>8} {:>8} {:>9} {:>8} {:>10}", "model", "knob", "ops", "errors", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "CPU us/op");
+            let _ = writeln!(
+                out,
+                "{:<10} {:<18} {:>9} {:>7} {:>11} {:>8} {:>8} {:>9} {:>8} {:>10}",
+                "model",
+                "knob",
+                "ops",
+                "errors",
+                "ops/s",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "max ms",
+                "CPU us/op"
+            );
             for r in rows {
-                let _ = writeln!(out, "{:<10} {:<18} {:>9} {:>7} {:>11.1} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>10.2}", r.model, r.knob, r.ops, r.errors, r.ops_per_second, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.client_cpu_us_per_op);
+                let _ = writeln!(
+                    out,
+                    "{:<10} {:<18} {:>9} {:>7} {:>11.1} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>10.2}",
+                    r.model,
+                    r.knob,
+                    r.ops,
+                    r.errors,
+                    r.ops_per_second,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.max_ms,
+                    r.client_cpu_us_per_op
+                );
             }
         }
         Format::Markdown => {
-            let _ = writeln!(out, "| model | knob | ops | errors | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | client CPU us/op |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(
+                out,
+                "| model | knob | ops | errors | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | client CPU us/op |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
             for r in rows {
-                let _ = writeln!(out, "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |", r.model, r.knob, r.ops, r.errors, r.ops_per_second, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.client_cpu_us_per_op);
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                    r.model,
+                    r.knob,
+                    r.ops,
+                    r.errors,
+                    r.ops_per_second,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.max_ms,
+                    r.client_cpu_us_per_op
+                );
             }
         }
     }

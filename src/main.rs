@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cqlpulse: cannot start the runtime: {e}");
@@ -30,13 +33,16 @@ fn main() -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = match cli.log_format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -63,9 +69,11 @@ async fn run(command: Command) -> u8 {
 /// terminating signal, for the caller to exit at once.
 async fn signals(shutdown: CancellationToken, on_hup: impl Fn()) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         return std::future::pending().await;
     };
     loop {
@@ -83,7 +91,9 @@ async fn signals(shutdown: CancellationToken, on_hup: impl Fn()) {
 }
 
 fn load(spec: &cli::SpecArgs) -> Result<Loaded, RunError> {
-    let overrides = spec.overrides().map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
+    let overrides = spec
+        .overrides()
+        .map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
     Ok(Loaded::load(spec.spec.clone(), overrides)?)
 }
 
@@ -93,10 +103,15 @@ async fn run_daemon(args: cli::RunArgs) -> Result<(), RunError> {
         None
     } else {
         let addr = loaded.plan.metrics.listen;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| RunError::Fatal(anyhow::anyhow!("cannot listen on {addr} (metrics.listen): {e}")))?;
-        tracing::info!("serving /metrics, /status and control on http://{}", l.local_addr().unwrap_or(addr));
+        let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            RunError::Fatal(anyhow::anyhow!(
+                "cannot listen on {addr} (metrics.listen): {e}"
+            ))
+        })?;
+        tracing::info!(
+            "serving /metrics, /status and control on http://{}",
+            l.local_addr().unwrap_or(addr)
+        );
         Some(l)
     };
     let opts = RunOptions {
@@ -161,18 +176,33 @@ async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
         let session = cql::connect(&plan.cluster).await?;
         cql::setup_schema(&session, plan).await?;
         cql::prepare(&session, plan).await?;
-        println!("connected to {} and prepared {} statement(s)", plan.cluster.contact_points.join(", "), plan.ops.len());
+        println!(
+            "connected to {} and prepared {} statement(s)",
+            plan.cluster.contact_points.join(", "),
+            plan.ops.len()
+        );
     }
     Ok(())
 }
 
 async fn run_compare(args: cli::CompareArgs) -> Result<(), RunError> {
-    let overrides = args.spec.overrides().map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
+    let overrides = args
+        .spec
+        .overrides()
+        .map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
     let mut models = Vec::new();
     for m in &args.models {
-        models.push(Model::parse(m.trim()).ok_or_else(|| RunError::Fatal(anyhow::anyhow!("--models: unknown model `{m}` (sync, batches, pipeline, unbounded, chains)")))?);
+        models.push(Model::parse(m.trim()).ok_or_else(|| {
+            RunError::Fatal(anyhow::anyhow!(
+                "--models: unknown model `{m}` (sync, batches, pipeline, unbounded, chains)"
+            ))
+        })?);
     }
-    let opts = compare::CompareOptions { models, concurrency: args.concurrency, sync_workers: args.sync_workers };
+    let opts = compare::CompareOptions {
+        models,
+        concurrency: args.concurrency,
+        sync_workers: args.sync_workers,
+    };
     let shutdown = CancellationToken::new();
     let rows = tokio::select! {
         r = compare::compare(&args.spec.spec, &overrides, &opts, &shutdown) => r?,
@@ -181,7 +211,9 @@ async fn run_compare(args: cli::CompareArgs) -> Result<(), RunError> {
     let text = compare::render(&rows, args.format);
     print!("{text}");
     if let Some(path) = &args.output {
-        std::fs::write(path, &text).map_err(|e| RunError::Fatal(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, &text).map_err(|e| {
+            RunError::Fatal(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        })?;
     }
     Ok(())
 }

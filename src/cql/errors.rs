@@ -85,9 +85,8 @@ pub fn classify(e: &ExecutionError) -> ErrorKind {
 fn classify_attempt(e: &RequestAttemptError) -> ErrorKind {
     match e {
         RequestAttemptError::DbError(db, _) => classify_db(db),
-        RequestAttemptError::BrokenConnectionError(_) | RequestAttemptError::UnableToAllocStreamId => {
-            ErrorKind::Connection
-        }
+        RequestAttemptError::BrokenConnectionError(_)
+        | RequestAttemptError::UnableToAllocStreamId => ErrorKind::Connection,
         RequestAttemptError::SerializationError(_) => ErrorKind::Invalid,
         _ => ErrorKind::Other,
     }
@@ -132,12 +131,21 @@ mod tests {
 
     #[test]
     fn driver_errors_map_to_kinds() {
-        assert_eq!(classify(&ExecutionError::RequestTimeout(Duration::from_millis(1))), ErrorKind::ClientTimeout);
+        assert_eq!(
+            classify(&ExecutionError::RequestTimeout(Duration::from_millis(1))),
+            ErrorKind::ClientTimeout
+        );
         assert_eq!(classify(&ExecutionError::EmptyPlan), ErrorKind::Connection);
-        let db = |e| ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, String::new()));
+        let db =
+            |e| ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, String::new()));
         assert_eq!(classify(&db(DbError::Overloaded)), ErrorKind::Overloaded);
         assert_eq!(classify(&db(DbError::Invalid)), ErrorKind::Invalid);
         assert_eq!(classify(&db(DbError::ServerError)), ErrorKind::ServerError);
-        assert_eq!(classify(&ExecutionError::LastAttemptError(RequestAttemptError::UnableToAllocStreamId)), ErrorKind::Connection);
+        assert_eq!(
+            classify(&ExecutionError::LastAttemptError(
+                RequestAttemptError::UnableToAllocStreamId
+            )),
+            ErrorKind::Connection
+        );
     }
 }

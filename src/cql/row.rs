@@ -2,8 +2,8 @@
 //! server reported when the statement was prepared. Nothing is allocated per request: numbers
 //! are formatted on the stack and payloads are slices of the generator's pool.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scylla::cluster::metadata::{ColumnType, NativeType};
 use scylla::serialize::SerializationError;
@@ -24,7 +24,12 @@ pub struct BoundRow<'a> {
 
 impl<'a> BoundRow<'a> {
     pub fn new(plan: &'a Plan, op: &'a OpPlan, index: u64) -> BoundRow<'a> {
-        BoundRow { plan, op, index, bytes: AtomicUsize::new(0) }
+        BoundRow {
+            plan,
+            op,
+            index,
+            bytes: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -80,10 +85,15 @@ impl SerializeRow for BoundRow<'_> {
 /// Writes `value` as a cell of type `typ`; returns the bytes written, or `Err(())` when the
 /// value cannot be that type.
 fn encode(value: Value<'_>, typ: &ColumnType<'_>, w: CellWriter<'_>) -> Result<usize, ()> {
-    let ColumnType::Native(native) = typ else { return Err(()) };
+    let ColumnType::Native(native) = typ else {
+        return Err(());
+    };
     let mut buf = [0u8; 40];
     let bytes: &[u8] = match (value, native) {
-        (Value::Int(x) | Value::Timestamp(x), NativeType::BigInt | NativeType::Counter | NativeType::Timestamp) => {
+        (
+            Value::Int(x) | Value::Timestamp(x),
+            NativeType::BigInt | NativeType::Counter | NativeType::Timestamp,
+        ) => {
             buf[..8].copy_from_slice(&x.to_be_bytes());
             &buf[..8]
         }
@@ -116,7 +126,9 @@ fn encode(value: Value<'_>, typ: &ColumnType<'_>, w: CellWriter<'_>) -> Result<u
             buf[..8].copy_from_slice(&x.to_be_bytes());
             &buf[..8]
         }
-        (Value::Int(x) | Value::Timestamp(x), NativeType::Text | NativeType::Ascii) => decimal(x, &mut buf),
+        (Value::Int(x) | Value::Timestamp(x), NativeType::Text | NativeType::Ascii) => {
+            decimal(x, &mut buf)
+        }
         (Value::Timestamp(ms), NativeType::Date) => {
             let days = ms.div_euclid(86_400_000) + (1i64 << 31);
             buf[..4].copy_from_slice(&(days as u32).to_be_bytes());
@@ -150,7 +162,8 @@ fn varint(x: i64, buf: &mut [u8; 40]) -> &[u8] {
     let b = x.to_be_bytes();
     let mut start = 0;
     while start < 7 {
-        let redundant = (b[start] == 0 && b[start + 1] & 0x80 == 0) || (b[start] == 0xff && b[start + 1] & 0x80 != 0);
+        let redundant = (b[start] == 0 && b[start + 1] & 0x80 == 0)
+            || (b[start] == 0xff && b[start + 1] & 0x80 != 0);
         if !redundant {
             break;
         }
@@ -222,9 +235,18 @@ mod tests {
     fn integers_follow_the_column_type() {
         assert_eq!(enc(Value::Int(42), NativeType::Text).unwrap(), b"42");
         assert_eq!(enc(Value::Int(-7), NativeType::Text).unwrap(), b"-7");
-        assert_eq!(enc(Value::Int(1), NativeType::Int).unwrap(), vec![0, 0, 0, 1]);
-        assert_eq!(enc(Value::Int(1), NativeType::BigInt).unwrap(), vec![0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(enc(Value::Int(128), NativeType::Varint).unwrap(), vec![0, 128]);
+        assert_eq!(
+            enc(Value::Int(1), NativeType::Int).unwrap(),
+            vec![0, 0, 0, 1]
+        );
+        assert_eq!(
+            enc(Value::Int(1), NativeType::BigInt).unwrap(),
+            vec![0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(
+            enc(Value::Int(128), NativeType::Varint).unwrap(),
+            vec![0, 128]
+        );
         assert_eq!(enc(Value::Int(-1), NativeType::Varint).unwrap(), vec![0xff]);
         assert!(enc(Value::Int(1), NativeType::Uuid).is_none());
     }
@@ -236,6 +258,9 @@ mod tests {
         let u = [0x42u8; 16];
         let text = enc(Value::Uuid(u), NativeType::Text).unwrap();
         assert_eq!(text, b"42424242-4242-4242-4242-424242424242");
-        assert!(enc(Value::Uuid(u), NativeType::Timeuuid).is_none(), "a v4-looking uuid is no timeuuid");
+        assert!(
+            enc(Value::Uuid(u), NativeType::Timeuuid).is_none(),
+            "a v4-looking uuid is no timeuuid"
+        );
     }
 }

@@ -14,7 +14,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
 use super::row::check_types;
-use crate::plan::{Plan, ClusterPlan};
+use crate::plan::{ClusterPlan, Plan};
 use crate::spec::{BatchKind, SchemaMode};
 
 /// One op, ready to execute: its prepared statement, and the batch that repeats it if the op
@@ -42,7 +42,8 @@ pub async fn connect(cluster: &ClusterPlan) -> Result<Session> {
         .retry_policy(Arc::new(FallthroughRetryPolicy::new()))
         .load_balancing_policy(lb.build())
         .build();
-    let per_shard = NonZeroUsize::new(cluster.connections_per_node as usize).unwrap_or(NonZeroUsize::MIN);
+    let per_shard =
+        NonZeroUsize::new(cluster.connections_per_node as usize).unwrap_or(NonZeroUsize::MIN);
     let mut builder = SessionBuilder::new()
         .known_nodes(&cluster.contact_points)
         .connection_timeout(cluster.connect_timeout)
@@ -69,8 +70,14 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
             .with_context(|| format!("schema.mode = recreate: cannot drop keyspace {ks}"))?;
     }
     if schema.mode != SchemaMode::Skip {
-        let create = format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}", schema.replication);
-        session.query_unpaged(create, ()).await.with_context(|| format!("cannot create keyspace {ks}"))?;
+        let create = format!(
+            "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
+            schema.replication
+        );
+        session
+            .query_unpaged(create, ())
+            .await
+            .with_context(|| format!("cannot create keyspace {ks}"))?;
     }
     session
         .use_keyspace(ks.as_str(), false)
@@ -83,7 +90,10 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
                 .await
                 .with_context(|| format!("schema.statements[{i}] failed"))?;
         }
-        session.await_schema_agreement().await.context("schema agreement")?;
+        session
+            .await_schema_agreement()
+            .await
+            .context("schema agreement")?;
     }
     Ok(())
 }

@@ -42,7 +42,9 @@ pub async fn watch(
             && streak >= n
         {
             stop.cancel();
-            return Some(format!("{streak} consecutive errors (load.abort.consecutive_errors = {n})"));
+            return Some(format!(
+                "{streak} consecutive errors (load.abort.consecutive_errors = {n})"
+            ));
         }
         if let Some((ratio, span)) = policy.error_ratio {
             let now = tokio::time::Instant::now();

@@ -19,7 +19,9 @@ use crate::cql;
 use crate::engine::{self, Control, CqlExecutor};
 use crate::plan::{self, Plan, ShardEnv};
 use crate::spec::{self, Override, SpecError};
-use crate::stats::{Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, Phase, Snapshot, Summary};
+use crate::stats::{
+    Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, Phase, Snapshot, Summary,
+};
 pub use reload::structural_changes;
 
 /// How a run failed; `main` turns each into an exit status.
@@ -56,13 +58,25 @@ pub struct Loaded {
 impl Loaded {
     pub fn load(path: PathBuf, overrides: Vec<Override>) -> Result<Loaded, SpecError> {
         let (spec, source) = spec::load(&path, &overrides)?;
-        let plan = plan::build(&spec, &source, &|k| std::env::var(k).ok(), &ShardEnv::from_process(), now_ms())?;
-        Ok(Loaded { path, overrides, plan })
+        let plan = plan::build(
+            &spec,
+            &source,
+            &|k| std::env::var(k).ok(),
+            &ShardEnv::from_process(),
+            now_ms(),
+        )?;
+        Ok(Loaded {
+            path,
+            overrides,
+            plan,
+        })
     }
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -95,7 +109,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn plan(&self) -> Arc<Plan> {
-        self.plan.read().map(|p| p.clone()).unwrap_or_else(|e| e.into_inner().clone())
+        self.plan
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     pub fn gauges(&self) -> (Gauges, ClusterGauges) {
@@ -123,7 +140,11 @@ impl Shared {
     /// Re-reads the spec and applies its hot fields. The running spec stays on any error.
     pub fn reload(&self) -> Result<String, String> {
         let result = self.try_reload();
-        let counter = if result.is_ok() { &self.reloads_applied } else { &self.reloads_rejected };
+        let counter = if result.is_ok() {
+            &self.reloads_applied
+        } else {
+            &self.reloads_rejected
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         match &result {
             Ok(m) => tracing::info!("reload applied: {m}"),
@@ -133,7 +154,8 @@ impl Shared {
     }
 
     fn try_reload(&self) -> Result<String, String> {
-        let loaded = Loaded::load(self.spec_path.clone(), self.overrides.clone()).map_err(|e| e.to_string())?;
+        let loaded = Loaded::load(self.spec_path.clone(), self.overrides.clone())
+            .map_err(|e| e.to_string())?;
         let current = self.plan();
         let changed = structural_changes(&current.spec, &loaded.plan.spec);
         if !changed.is_empty() {
@@ -146,7 +168,8 @@ impl Shared {
         if loaded.plan.digest == current.digest {
             return Ok("no change".to_string());
         }
-        self.control.apply_reload(&loaded.plan.load, &loaded.plan.ops);
+        self.control
+            .apply_reload(&loaded.plan.load, &loaded.plan.ops);
         if let Ok(mut p) = self.plan.write() {
             *p = Arc::new(loaded.plan);
         }
@@ -164,7 +187,12 @@ pub struct Handle {
 /// Runs `loaded` to its end, or until `shutdown` is cancelled (then drains). `serve` is given
 /// the run's handle before connecting, to start HTTP; it returns a future that ends when
 /// HTTP has stopped, and HTTP stops when the `CancellationToken` it is given is cancelled.
-pub async fn run<S, F>(loaded: Loaded, opts: RunOptions, shutdown: CancellationToken, serve: S) -> Result<Summary, RunError>
+pub async fn run<S, F>(
+    loaded: Loaded,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+    serve: S,
+) -> Result<Summary, RunError>
 where
     S: FnOnce(Handle, CancellationToken) -> F,
     F: std::future::Future<Output = ()> + Send + 'static,
@@ -186,7 +214,9 @@ where
         reload_requests: Notify::new(),
     });
     let hdr_log = match &opts.hdr_log {
-        Some(p) => Some(HdrLog::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => {
+            Some(HdrLog::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+        }
         None => None,
     };
     let cfg = AggregatorConfig {
@@ -205,7 +235,10 @@ where
     let aggregation = tokio::spawn(aggregator.run(reports_rx));
 
     let http_stop = CancellationToken::new();
-    let handle = Handle { shared: shared.clone(), snapshots: snapshots.clone() };
+    let handle = Handle {
+        shared: shared.clone(),
+        snapshots: snapshots.clone(),
+    };
     let http = tokio::spawn(serve(handle, http_stop.clone()));
     let reloader = tokio::spawn(reload_on_signal(shared.clone()));
 
@@ -219,7 +252,8 @@ where
     }
     if let Some(path) = &opts.summary_json {
         let json = serde_json::to_string_pretty(&summary).context("summary to JSON")?;
-        std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if !opts.linger.is_zero() {
         tokio::select! {
@@ -254,9 +288,17 @@ async fn connect_and_run(
         plan.name,
         plan.load.model.name(),
         shared.control.in_flight_limit(),
-        if plan.load.is_throttled() { format!("{} ops/s", plan.load.rate) } else { "unthrottled".into() }
+        if plan.load.is_throttled() {
+            format!("{} ops/s", plan.load.rate)
+        } else {
+            "unthrottled".into()
+        }
     );
-    let executor = Arc::new(CqlExecutor { plan: plan.clone(), session, prepared });
+    let executor = Arc::new(CqlExecutor {
+        plan: plan.clone(),
+        session,
+        prepared,
+    });
     let stop = shutdown.child_token();
     let abort = tokio::spawn(abort::watch(plan.load.abort, snapshots, stop.clone()));
     let phase = shared.clone();
@@ -266,7 +308,14 @@ async fn connect_and_run(
         phase.ready.store(false, Ordering::Relaxed);
         phase.phase.send_replace(Phase::Draining);
     });
-    engine::run(executor, plan, shared.control.clone(), reports, stop.clone()).await;
+    engine::run(
+        executor,
+        plan,
+        shared.control.clone(),
+        reports,
+        stop.clone(),
+    )
+    .await;
     stop.cancel();
     match abort.await {
         Ok(Some(reason)) => Err(RunError::Aborted(reason)),

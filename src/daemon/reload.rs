@@ -32,7 +32,11 @@ pub fn structural_changes(old: &Spec, new: &Spec) -> Vec<String> {
 
 fn is_hot(path: &str) -> bool {
     let generic = generic_path(path);
-    HOT.iter().any(|h| generic == *h || generic.starts_with(&format!("{h}.")) || generic.starts_with(&format!("{h}[")))
+    HOT.iter().any(|h| {
+        generic == *h
+            || generic.starts_with(&format!("{h}."))
+            || generic.starts_with(&format!("{h}["))
+    })
 }
 
 /// `ops[3].weight` -> `ops[].weight`.
@@ -57,7 +61,13 @@ fn generic_path(path: &str) -> String {
 }
 
 fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
-    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     match (a, b) {
         (Value::Table(x), Value::Table(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
@@ -96,8 +106,13 @@ mod tests {
         let old = spec("weight = 1.0\n[load]\nrate = 10.0\nchains = 4");
         let hot = spec("weight = 3.0\n[load]\nrate = 20.0\nchains = 8");
         assert!(structural_changes(&old, &hot).is_empty());
-        let cold = spec("weight = 1.0\n[load]\nrate = 10.0\nchains = 4\n[cluster]\ncontact_points = [\"10.0.0.1:9042\"]\n[schema]\nkeyspace = \"other\"");
-        assert_eq!(structural_changes(&old, &cold), vec!["cluster.contact_points", "schema.keyspace"]);
+        let cold = spec(
+            "weight = 1.0\n[load]\nrate = 10.0\nchains = 4\n[cluster]\ncontact_points = [\"10.0.0.1:9042\"]\n[schema]\nkeyspace = \"other\"",
+        );
+        assert_eq!(
+            structural_changes(&old, &cold),
+            vec!["cluster.contact_points", "schema.keyspace"]
+        );
         let stmt = toml::from_str::<Spec>("name = \"t\"\n[[ops]]\nname = \"a\"\ncql = \"DELETE FROM t WHERE k = 1\"\nweight = 1.0\n[load]\nrate = 10.0\nchains = 4").unwrap();
         assert_eq!(structural_changes(&old, &stmt), vec!["ops[0].cql"]);
     }

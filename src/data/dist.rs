@@ -24,7 +24,13 @@ pub struct Zipf {
 impl Zipf {
     pub fn new(n: u64, s: f64) -> Zipf {
         let n = n.max(1) as f64;
-        let mut z = Zipf { n, s, h_x1: 0.0, h_n: 0.0, cut: 0.0 };
+        let mut z = Zipf {
+            n,
+            s,
+            h_x1: 0.0,
+            h_n: 0.0,
+            cut: 0.0,
+        };
         z.h_x1 = z.h_integral(1.5) - 1.0;
         z.h_n = z.h_integral(n + 0.5);
         z.cut = 2.0 - z.h_integral_inverse(z.h_integral(2.5) - z.h(2.0));
@@ -62,9 +68,17 @@ impl Zipf {
 }
 
 fn helper1(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.ln_1p() / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x))
+    }
 }
 
 fn helper2(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.exp_m1() / x } else { 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x)) }
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x))
+    }
 }

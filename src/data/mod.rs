@@ -39,15 +39,44 @@ const POOL_SLACK: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub enum Generator {
-    Sequence { start: i64 },
-    Uniform { min: i64, span: u64 },
-    Zipf { min: i64, zipf: Zipf },
-    Normal { mean: f64, stddev: f64, min: i64, max: i64 },
-    Hotspot { min: i64, hot: u64, span: u64, hot_probability: f64 },
-    Bytes { kind: ValueKind, min: usize, max: usize, pool: Box<[u8]> },
+    Sequence {
+        start: i64,
+    },
+    Uniform {
+        min: i64,
+        span: u64,
+    },
+    Zipf {
+        min: i64,
+        zipf: Zipf,
+    },
+    Normal {
+        mean: f64,
+        stddev: f64,
+        min: i64,
+        max: i64,
+    },
+    Hotspot {
+        min: i64,
+        hot: u64,
+        span: u64,
+        hot_probability: f64,
+    },
+    Bytes {
+        kind: ValueKind,
+        min: usize,
+        max: usize,
+        pool: Box<[u8]>,
+    },
     Uuid,
-    Timeuuid { start_ms: i64, node: u64 },
-    Timestamp { start_ms: i64, step_ms: i64 },
+    Timeuuid {
+        start_ms: i64,
+        node: u64,
+    },
+    Timestamp {
+        start_ms: i64,
+        step_ms: i64,
+    },
 }
 
 impl Generator {
@@ -59,25 +88,47 @@ impl Generator {
                 min,
                 span: (max.wrapping_sub(min) as u64).wrapping_add(1),
             },
-            GenSpec::Zipf { min, count, exponent } => Generator::Zipf {
+            GenSpec::Zipf {
+                min,
+                count,
+                exponent,
+            } => Generator::Zipf {
                 min,
                 zipf: Zipf::new(count, exponent),
             },
-            GenSpec::Normal { mean, stddev, min, max } => Generator::Normal {
+            GenSpec::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => Generator::Normal {
                 mean,
                 stddev,
                 min: min.unwrap_or(i64::MIN),
                 max: max.unwrap_or(i64::MAX),
             },
-            GenSpec::Hotspot { min, max, hot_fraction, hot_probability } => {
+            GenSpec::Hotspot {
+                min,
+                max,
+                hot_fraction,
+                hot_probability,
+            } => {
                 let span = (max.wrapping_sub(min) as u64).wrapping_add(1);
                 let hot = ((span as f64 * hot_fraction).round() as u64).clamp(1, span);
-                Generator::Hotspot { min, hot, span, hot_probability }
+                Generator::Hotspot {
+                    min,
+                    hot,
+                    span,
+                    hot_probability,
+                }
             }
             GenSpec::Text { size } => Self::bytes(ValueKind::Text, size, seed),
             GenSpec::Blob { size } => Self::bytes(ValueKind::Blob, size, seed),
             GenSpec::Uuid {} => Generator::Uuid,
-            GenSpec::Timeuuid {} => Generator::Timeuuid { start_ms: now_ms, node: mix(seed) },
+            GenSpec::Timeuuid {} => Generator::Timeuuid {
+                start_ms: now_ms,
+                node: mix(seed),
+            },
             GenSpec::Timestamp { start_ms, step_ms } => Generator::Timestamp {
                 start_ms: start_ms.unwrap_or(now_ms),
                 step_ms,
@@ -99,7 +150,12 @@ impl Generator {
                 _ => h as u8,
             };
         }
-        Generator::Bytes { kind, min, max, pool: pool.into_boxed_slice() }
+        Generator::Bytes {
+            kind,
+            min,
+            max,
+            pool: pool.into_boxed_slice(),
+        }
     }
 
     pub fn kind(&self) -> ValueKind {
@@ -120,17 +176,31 @@ impl Generator {
     /// per bind marker), so two uniform arguments of one op are independent.
     #[inline]
     pub fn value(&self, seed: u64, stream: u64, index: u64) -> Value<'_> {
-        let h = mix(seed ^ mix(stream.wrapping_add(0x5851_F42D_4C95_7F2D) ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93)));
+        let h = mix(seed
+            ^ mix(stream.wrapping_add(0x5851_F42D_4C95_7F2D)
+                ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93)));
         match self {
             Generator::Sequence { start } => Value::Int(start.wrapping_add(index as i64)),
-            Generator::Uniform { min, span } => Value::Int(min.wrapping_add(bounded(h, *span) as i64)),
+            Generator::Uniform { min, span } => {
+                Value::Int(min.wrapping_add(bounded(h, *span) as i64))
+            }
             Generator::Zipf { min, zipf } => Value::Int(min + zipf.sample(h) as i64 - 1),
-            Generator::Normal { mean, stddev, min, max } => {
+            Generator::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => {
                 let z = dist::standard_normal(h);
                 let v = (mean + stddev * z).round();
                 Value::Int((v as i64).clamp(*min, *max))
             }
-            Generator::Hotspot { min, hot, span, hot_probability } => {
+            Generator::Hotspot {
+                min,
+                hot,
+                span,
+                hot_probability,
+            } => {
                 let offset = if unit(h) < *hot_probability || hot == span {
                     bounded(mix(h), *hot)
                 } else {
@@ -139,7 +209,11 @@ impl Generator {
                 Value::Int(min.wrapping_add(offset as i64))
             }
             Generator::Bytes { min, max, pool, .. } => {
-                let len = if max > min { min + bounded(h, (max - min + 1) as u64) as usize } else { *min };
+                let len = if max > min {
+                    min + bounded(h, (max - min + 1) as u64) as usize
+                } else {
+                    *min
+                };
                 let start = bounded(mix(h), (pool.len() - max) as u64) as usize;
                 Value::Bytes(&pool[start..start + len])
             }
@@ -151,7 +225,9 @@ impl Generator {
                 b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
                 Value::Uuid(b)
             }
-            Generator::Timeuuid { start_ms, node } => Value::Uuid(timeuuid(*start_ms, index, *node)),
+            Generator::Timeuuid { start_ms, node } => {
+                Value::Uuid(timeuuid(*start_ms, index, *node))
+            }
             Generator::Timestamp { start_ms, step_ms } => {
                 Value::Timestamp(start_ms.wrapping_add((index as i64).wrapping_mul(*step_ms)))
             }

@@ -11,12 +11,31 @@ fn ints(g: &Generator, n: u64) -> Vec<i64> {
 
 #[test]
 fn values_are_a_pure_function_of_seed_stream_and_index() {
-    let g = Generator::new(&GenSpec::Uniform { min: 0, max: 1_000_000 }, 1, 0);
+    let g = Generator::new(
+        &GenSpec::Uniform {
+            min: 0,
+            max: 1_000_000,
+        },
+        1,
+        0,
+    );
     assert_eq!(g.value(1, 3, 42), g.value(1, 3, 42));
     assert_ne!(g.value(1, 3, 42), g.value(2, 3, 42), "seed must matter");
     assert_ne!(g.value(1, 3, 42), g.value(1, 4, 42), "stream must matter");
-    let text = Generator::new(&GenSpec::Text { size: SizeSpec::Fixed(16) }, 9, 0);
-    let again = Generator::new(&GenSpec::Text { size: SizeSpec::Fixed(16) }, 9, 0);
+    let text = Generator::new(
+        &GenSpec::Text {
+            size: SizeSpec::Fixed(16),
+        },
+        9,
+        0,
+    );
+    let again = Generator::new(
+        &GenSpec::Text {
+            size: SizeSpec::Fixed(16),
+        },
+        9,
+        0,
+    );
     assert_eq!(text.value(9, 0, 5), again.value(9, 0, 5));
 }
 
@@ -36,7 +55,10 @@ fn uniform_stays_in_range_and_is_flat() {
         counts[(x + 5) as usize] += 1;
     }
     for c in counts {
-        assert!((9_000..11_000).contains(&c), "bucket count {c} is far from 10000");
+        assert!(
+            (9_000..11_000).contains(&c),
+            "bucket count {c} is far from 10000"
+        );
     }
 }
 
@@ -44,21 +66,40 @@ fn uniform_stays_in_range_and_is_flat() {
 fn zipf_rank_one_has_its_theoretical_share() {
     let n = 1000u64;
     let s = 1.0;
-    let g = Generator::new(&GenSpec::Zipf { min: 0, count: n, exponent: s }, 0, 0);
+    let g = Generator::new(
+        &GenSpec::Zipf {
+            min: 0,
+            count: n,
+            exponent: s,
+        },
+        0,
+        0,
+    );
     let v = ints(&g, 200_000);
     assert!(v.iter().all(|x| (0..n as i64).contains(x)));
     let harmonic: f64 = (1..=n).map(|k| 1.0 / (k as f64).powf(s)).sum();
     let expected = 1.0 / harmonic; // share of rank 1 (value 0)
     let got = v.iter().filter(|&&x| x == 0).count() as f64 / v.len() as f64;
-    assert!((got - expected).abs() < 0.01, "rank-1 share {got:.4} vs {expected:.4}");
+    assert!(
+        (got - expected).abs() < 0.01,
+        "rank-1 share {got:.4} vs {expected:.4}"
+    );
     let rank2 = v.iter().filter(|&&x| x == 1).count() as f64 / v.len() as f64;
-    assert!((rank2 - expected / 2.0).abs() < 0.01, "rank-2 share {rank2:.4}");
+    assert!(
+        (rank2 - expected / 2.0).abs() < 0.01,
+        "rank-2 share {rank2:.4}"
+    );
 }
 
 #[test]
 fn normal_has_its_mean_and_deviation_and_respects_bounds() {
     let g = Generator::new(
-        &GenSpec::Normal { mean: 1000.0, stddev: 100.0, min: Some(0), max: Some(1300) },
+        &GenSpec::Normal {
+            mean: 1000.0,
+            stddev: 100.0,
+            min: Some(0),
+            max: Some(1300),
+        },
         0,
         0,
     );
@@ -73,7 +114,12 @@ fn normal_has_its_mean_and_deviation_and_respects_bounds() {
 #[test]
 fn hotspot_sends_the_hot_probability_to_the_hot_range() {
     let g = Generator::new(
-        &GenSpec::Hotspot { min: 0, max: 9999, hot_fraction: 0.1, hot_probability: 0.9 },
+        &GenSpec::Hotspot {
+            min: 0,
+            max: 9999,
+            hot_fraction: 0.1,
+            hot_probability: 0.9,
+        },
         0,
         0,
     );
@@ -85,10 +131,18 @@ fn hotspot_sends_the_hot_probability_to_the_hot_range() {
 
 #[test]
 fn text_sizes_stay_in_range_and_are_alphanumeric() {
-    let g = Generator::new(&GenSpec::Text { size: SizeSpec::Range { min: 5, max: 50 } }, 3, 0);
+    let g = Generator::new(
+        &GenSpec::Text {
+            size: SizeSpec::Range { min: 5, max: 50 },
+        },
+        3,
+        0,
+    );
     let mut seen = std::collections::HashSet::new();
     for i in 0..10_000 {
-        let Value::Bytes(b) = g.value(3, 0, i) else { panic!() };
+        let Value::Bytes(b) = g.value(3, 0, i) else {
+            panic!()
+        };
         assert!((5..=50).contains(&b.len()));
         assert!(b.iter().all(u8::is_ascii_alphanumeric));
         seen.insert(b.len());
@@ -99,14 +153,27 @@ fn text_sizes_stay_in_range_and_are_alphanumeric() {
 #[test]
 fn uuids_are_version_4_and_timeuuids_version_1_in_op_order() {
     let g = Generator::new(&GenSpec::Uuid {}, 0, 0);
-    let Value::Uuid(u) = g.value(0, 0, 1) else { panic!() };
+    let Value::Uuid(u) = g.value(0, 0, 1) else {
+        panic!()
+    };
     assert_eq!(u[6] >> 4, 4);
     assert_eq!(u[8] >> 6, 0b10);
     let t = Generator::new(&GenSpec::Timeuuid {}, 0, 1_700_000_000_000);
-    let Value::Uuid(a) = t.value(0, 0, 1) else { panic!() };
-    let Value::Uuid(b) = t.value(0, 0, 2) else { panic!() };
+    let Value::Uuid(a) = t.value(0, 0, 1) else {
+        panic!()
+    };
+    let Value::Uuid(b) = t.value(0, 0, 2) else {
+        panic!()
+    };
     assert_eq!(a[6] >> 4, 1);
     assert_ne!(a, b);
-    let ts = Generator::new(&GenSpec::Timestamp { start_ms: Some(1000), step_ms: 10 }, 0, 0);
+    let ts = Generator::new(
+        &GenSpec::Timestamp {
+            start_ms: Some(1000),
+            step_ms: 10,
+        },
+        0,
+        0,
+    );
     assert_eq!(ts.value(0, 0, 3), Value::Timestamp(1030));
 }

@@ -100,7 +100,8 @@ impl Control {
     pub(super) fn start(&self, at: Instant) {
         let _ = self.started.set(at);
         let load = self.load.clone();
-        self.tx.send_modify(|s| s.schedule = Arc::new(plan_schedule(&load, at, 0)));
+        self.tx
+            .send_modify(|s| s.schedule = Arc::new(plan_schedule(&load, at, 0)));
     }
 
     pub fn started(&self) -> Option<Instant> {
@@ -110,7 +111,11 @@ impl Control {
     /// Target ops/s now (0 = unthrottled or paused).
     pub fn target_rate(&self) -> f64 {
         let s = self.tx.borrow();
-        if s.paused { 0.0 } else { s.schedule.rate_at(Instant::now()) }
+        if s.paused {
+            0.0
+        } else {
+            s.schedule.rate_at(Instant::now())
+        }
     }
 
     pub fn in_flight_limit(&self) -> u32 {
@@ -118,7 +123,8 @@ impl Control {
     }
 
     pub fn pause(&self) {
-        self.tx.send_if_modified(|s| !std::mem::replace(&mut s.paused, true));
+        self.tx
+            .send_if_modified(|s| !std::mem::replace(&mut s.paused, true));
     }
 
     /// Resumes, re-anchoring the schedule so that the paused time is not owed as a burst.
@@ -137,10 +143,16 @@ impl Control {
     /// Sets a constant rate from now on (0 = unthrottled); stages no longer apply.
     pub fn set_rate(&self, rate: f64) -> Result<(), Refused> {
         if !(rate >= 0.0 && rate.is_finite()) {
-            return Err(Refused { field: "rate", message: format!("must be a non-negative number of ops/s, not {rate}") });
+            return Err(Refused {
+                field: "rate",
+                message: format!("must be a non-negative number of ops/s, not {rate}"),
+            });
         }
         if rate == 0.0 && self.load.on_backlog == crate::spec::OnBacklog::Drop {
-            return Err(Refused { field: "rate", message: "0 (unthrottled) is refused while on_backlog = \"drop\"".into() });
+            return Err(Refused {
+                field: "rate",
+                message: "0 (unthrottled) is refused while on_backlog = \"drop\"".into(),
+            });
         }
         let (at, first_op) = self.anchor();
         self.tx.send_modify(|s| {
@@ -158,7 +170,10 @@ impl Control {
     pub fn set_concurrency(&self, value: u32) -> Result<(), Refused> {
         let max = self.tx.borrow().max_in_flight;
         if value == 0 {
-            return Err(Refused { field: "concurrency", message: "must be at least 1".into() });
+            return Err(Refused {
+                field: "concurrency",
+                message: "must be at least 1".into(),
+            });
         }
         if self.model == Model::Unbounded {
             // The unbounded model's only limit is the cap itself.
@@ -169,7 +184,10 @@ impl Control {
             return Ok(());
         }
         if value > max {
-            return Err(Refused { field: "concurrency", message: format!("{value} is above max_in_flight ({max})") });
+            return Err(Refused {
+                field: "concurrency",
+                message: format!("{value} is above max_in_flight ({max})"),
+            });
         }
         self.tx.send_modify(|s| s.concurrency = value);
         Ok(())
@@ -196,7 +214,11 @@ impl Control {
 
 fn plan_schedule(load: &LoadPlan, at: Instant, first_op: u64) -> Schedule {
     if load.stages.is_empty() {
-        if load.rate > 0.0 { Schedule::constant(at, first_op, load.rate) } else { Schedule::unthrottled(at, first_op) }
+        if load.rate > 0.0 {
+            Schedule::constant(at, first_op, load.rate)
+        } else {
+            Schedule::unthrottled(at, first_op)
+        }
     } else {
         Schedule::staged(at, first_op, load.stages.clone(), load.rate)
     }
@@ -205,5 +227,9 @@ fn plan_schedule(load: &LoadPlan, at: Instant, first_op: u64) -> Schedule {
 /// The same rate, continuing from `anchor` (used after a pause).
 fn reanchor(s: &Schedule, (at, first_op): (Instant, u64)) -> Schedule {
     let rate = s.rate_at(at);
-    if rate > 0.0 { Schedule::constant(at, first_op, rate) } else { Schedule::unthrottled(at, first_op) }
+    if rate > 0.0 {
+        Schedule::constant(at, first_op, rate)
+    } else {
+        Schedule::unthrottled(at, first_op)
+    }
 }

@@ -32,7 +32,10 @@ impl Executor for CqlExecutor {
         match &prepared.batch {
             None => {
                 let row = BoundRow::new(plan, op_plan, index);
-                let result = self.session.execute_unpaged(&prepared.statement, &row).await;
+                let result = self
+                    .session
+                    .execute_unpaged(&prepared.statement, &row)
+                    .await;
                 let bytes = row.bytes.load(Ordering::Relaxed) as u64;
                 let result = result.map_err(|e| classify(&e))?;
                 let rows = if op_plan.kind == OpKind::Read {

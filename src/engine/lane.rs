@@ -189,8 +189,11 @@ impl<E: Executor> Lane<'_, E> {
             }
         }
 
-        // Draining: nothing new is sent; what was claimed but not sent is dropped.
-        if pending.is_some() {
+        // Draining: nothing new is sent. A claimed op that was already due is dropped (and
+        // counted); one due after the end was never part of the run.
+        if let Some((_, intended)) = pending
+            && intended.is_none_or(|t| t <= Instant::now())
+        {
             self.stats.dropped_draining += 1;
         }
         while in_flight.len() > 0 {
@@ -234,7 +237,11 @@ impl<E: Executor> Lane<'_, E> {
     /// Drops the claimed late op and every other op already late, in one step.
     fn drop_late(&mut self, now: Instant) {
         let due = self.settings.schedule.due_before(now - DROP_AFTER);
-        let previous = self.shared.control.next_op.fetch_max(due, Ordering::Relaxed);
+        let previous = self
+            .shared
+            .control
+            .next_op
+            .fetch_max(due, Ordering::Relaxed);
         let limit = match self.shared.plan.load.end {
             End::Ops(n) => n,
             _ => u64::MAX,
@@ -285,7 +292,9 @@ async fn request<E: Executor>(
     let result: Outcome = loop {
         let r = shared.executor.execute(op, index).await;
         match r {
-            Err(kind) if op_plan.idempotent && kind.is_retryable() && retries < plan.cluster.retries => {
+            Err(kind)
+                if op_plan.idempotent && kind.is_retryable() && retries < plan.cluster.retries =>
+            {
                 retries += 1;
                 tokio::time::sleep(plan.cluster.retry_backoff * (1 << (retries - 1).min(10))).await;
             }
@@ -312,5 +321,7 @@ pub fn choose(cumulative: &[f64], seed: u64, index: u64) -> usize {
     }
     let total = cumulative.last().copied().unwrap_or(0.0);
     let u = unit(mix(seed ^ 0xA076_1D64_78BD_642F ^ index.rotate_left(17))) * total;
-    cumulative.partition_point(|&c| c <= u).min(cumulative.len() - 1)
+    cumulative
+        .partition_point(|&c| c <= u)
+        .min(cumulative.len() - 1)
 }

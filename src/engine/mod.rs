@@ -50,7 +50,10 @@ pub async fn run<E: Executor>(
     }
     let start = Instant::now();
     control.start(start);
-    let _ = reports.send(Report::Started { at: start, measure_from: start + plan.load.warmup });
+    let _ = reports.send(Report::Started {
+        at: start,
+        measure_from: start + plan.load.warmup,
+    });
 
     let issuing = stop.child_token();
     if let End::Duration(d) = plan.load.end {

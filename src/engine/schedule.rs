@@ -21,15 +21,30 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn unthrottled(at: Instant, first_op: u64) -> Schedule {
-        Schedule { at, first_op, stages: Vec::new(), rate: 0.0 }
+        Schedule {
+            at,
+            first_op,
+            stages: Vec::new(),
+            rate: 0.0,
+        }
     }
 
     pub fn constant(at: Instant, first_op: u64, rate: f64) -> Schedule {
-        Schedule { at, first_op, stages: Vec::new(), rate }
+        Schedule {
+            at,
+            first_op,
+            stages: Vec::new(),
+            rate,
+        }
     }
 
     pub fn staged(at: Instant, first_op: u64, stages: Vec<Stage>, rate: f64) -> Schedule {
-        Schedule { at, first_op, stages, rate }
+        Schedule {
+            at,
+            first_op,
+            stages,
+            rate,
+        }
     }
 
     pub fn is_throttled(&self) -> bool {
@@ -65,7 +80,11 @@ impl Schedule {
         let mut previous = 0.0;
         for s in &self.stages {
             let secs = s.duration.as_secs_f64();
-            let ops = if s.ramp { (previous + s.rate) / 2.0 * secs } else { s.rate * secs };
+            let ops = if s.ramp {
+                (previous + s.rate) / 2.0 * secs
+            } else {
+                s.rate * secs
+            };
             if n < ops {
                 let offset = if s.ramp {
                     // Solve previous*x + a*x^2 = n for x, in the form that is stable when a -> 0.
@@ -100,7 +119,11 @@ impl Schedule {
                 };
                 return self.first_op + n.ceil() as u64;
             }
-            n += if s.ramp { (previous + s.rate) / 2.0 * secs } else { s.rate * secs };
+            n += if s.ramp {
+                (previous + s.rate) / 2.0 * secs
+            } else {
+                s.rate * secs
+            };
             elapsed -= secs;
             previous = s.rate;
         }
@@ -121,15 +144,30 @@ mod tests {
         let s = Schedule::constant(Instant::now(), 100, 1000.0);
         assert_eq!(secs(&s, 100), 0.0);
         assert!((secs(&s, 1100) - 1.0).abs() < 1e-9);
-        assert!((secs(&s, 100 + 1_000_000) - 1000.0).abs() < 1e-6, "no drift after a million ops");
-        assert_eq!(s.due(5), s.due(100), "ops before the anchor are due at once");
+        assert!(
+            (secs(&s, 100 + 1_000_000) - 1000.0).abs() < 1e-6,
+            "no drift after a million ops"
+        );
+        assert_eq!(
+            s.due(5),
+            s.due(100),
+            "ops before the anchor are due at once"
+        );
     }
 
     #[test]
     fn stages_step_and_ramp() {
         let stages = vec![
-            Stage { duration: Duration::from_secs(10), rate: 100.0, ramp: false },
-            Stage { duration: Duration::from_secs(10), rate: 300.0, ramp: true },
+            Stage {
+                duration: Duration::from_secs(10),
+                rate: 100.0,
+                ramp: false,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                rate: 300.0,
+                ramp: true,
+            },
         ];
         let s = Schedule::staged(Instant::now(), 0, stages, 300.0);
         assert!((secs(&s, 500) - 5.0).abs() < 1e-9);
@@ -137,13 +175,20 @@ mod tests {
         // 100*5 + 10*25 = 750 of them.
         assert!((secs(&s, 1000 + 750) - 15.0).abs() < 1e-6);
         assert!((secs(&s, 3000) - 20.0).abs() < 1e-6);
-        assert!((secs(&s, 3300) - 21.0).abs() < 1e-6, "the last rate holds after the stages");
+        assert!(
+            (secs(&s, 3300) - 21.0).abs() < 1e-6,
+            "the last rate holds after the stages"
+        );
         assert!((s.rate_at(s.at + Duration::from_secs(15)) - 200.0).abs() < 1e-9);
     }
 
     #[test]
     fn a_ramp_from_zero_starts_slowly() {
-        let stages = vec![Stage { duration: Duration::from_secs(10), rate: 100.0, ramp: true }];
+        let stages = vec![Stage {
+            duration: Duration::from_secs(10),
+            rate: 100.0,
+            ramp: true,
+        }];
         let s = Schedule::staged(Instant::now(), 0, stages, 100.0);
         // n = 5 t^2, so op 5 is due at 1 s and op 500 at 10 s.
         assert!((secs(&s, 5) - 1.0).abs() < 1e-9);
@@ -152,7 +197,11 @@ mod tests {
 
     #[test]
     fn due_before_inverts_due() {
-        let stages = vec![Stage { duration: Duration::from_secs(4), rate: 50.0, ramp: true }];
+        let stages = vec![Stage {
+            duration: Duration::from_secs(4),
+            rate: 50.0,
+            ramp: true,
+        }];
         let s = Schedule::staged(Instant::now(), 7, stages, 80.0);
         for k in [7u64, 20, 107, 300, 1000] {
             let t = s.due(k).unwrap();

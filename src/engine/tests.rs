@@ -22,7 +22,12 @@ struct Fake {
 
 impl Fake {
     fn new(delay: Duration) -> Arc<Fake> {
-        Arc::new(Fake { delay, seen: Mutex::new(Vec::new()), now: AtomicU32::new(0), peak: AtomicU32::new(0) })
+        Arc::new(Fake {
+            delay,
+            seen: Mutex::new(Vec::new()),
+            now: AtomicU32::new(0),
+            peak: AtomicU32::new(0),
+        })
     }
 }
 
@@ -41,13 +46,20 @@ fn plan_of(load: &str) -> Arc<Plan> {
     let text = format!(
         "name = \"t\"\n[data.k]\nkind = \"sequence\"\n[[ops]]\nname = \"w\"\ncql = \"INSERT INTO t (k) VALUES (?)\"\nargs = [\"k\"]\n[load]\n{load}\n"
     );
-    let source = Source { path: PathBuf::from("t.toml"), text };
+    let source = Source {
+        path: PathBuf::from("t.toml"),
+        text,
+    };
     let spec = spec::parse(&source, &[]).unwrap();
     Arc::new(plan::build(&spec, &source, &|_| None, &ShardEnv::default(), 0).unwrap())
 }
 
 /// Runs the engine and the aggregator to the end; returns the summary.
-async fn run_with(plan: Arc<Plan>, fake: Arc<Fake>, stop: CancellationToken) -> (Summary, Arc<Control>) {
+async fn run_with(
+    plan: Arc<Plan>,
+    fake: Arc<Fake>,
+    stop: CancellationToken,
+) -> (Summary, Arc<Control>) {
     let control = Control::new(&plan.load, &plan.ops);
     let c = control.clone();
     let gauges = Box::new(move || {
@@ -89,7 +101,9 @@ async fn every_model_sends_exactly_n_distinct_ops_within_its_cap() {
         ("unbounded", "max_in_flight = 9", 9),
         ("chains", "chains = 6", 6),
     ] {
-        let plan = plan_of(&format!("model = \"{model}\"\n{knob}\nops = 1000\nlanes = 2"));
+        let plan = plan_of(&format!(
+            "model = \"{model}\"\n{knob}\nops = 1000\nlanes = 2"
+        ));
         let fake = Fake::new(Duration::from_millis(3));
         let (summary, _) = run_with(plan, fake.clone(), CancellationToken::new()).await;
         let seen = fake.seen.lock().unwrap().clone();
@@ -98,9 +112,19 @@ async fn every_model_sends_exactly_n_distinct_ops_within_its_cap() {
         assert_eq!(distinct, (0..1000).collect(), "{model}: each index once");
         let peak = fake.peak.load(Ordering::SeqCst);
         assert!(peak <= cap, "{model}: {peak} in flight, cap {cap}");
-        assert!(peak == cap, "{model}: the model should fill its window ({peak} of {cap})");
-        assert!(summary.peak_in_flight <= cap as u64, "{model}: the engine's own gauge");
-        assert_eq!((summary.sent, summary.ok, summary.dropped), (1000, 1000, 0), "{model}");
+        assert!(
+            peak == cap,
+            "{model}: the model should fill its window ({peak} of {cap})"
+        );
+        assert!(
+            summary.peak_in_flight <= cap as u64,
+            "{model}: the engine's own gauge"
+        );
+        assert_eq!(
+            (summary.sent, summary.ok, summary.dropped),
+            (1000, 1000, 0),
+            "{model}"
+        );
     }
 }
 
@@ -109,9 +133,17 @@ async fn batches_wait_for_the_whole_batch() {
     // 3 ops of 10 ms in batches of 2 on one lane: 2 batches of 10 ms, so 20 ms, not 15.
     let plan = plan_of("model = \"batches\"\nbatch_size = 2\nops = 4\nlanes = 1");
     let start = tokio::time::Instant::now();
-    run_with(plan, Fake::new(Duration::from_millis(10)), CancellationToken::new()).await;
+    run_with(
+        plan,
+        Fake::new(Duration::from_millis(10)),
+        CancellationToken::new(),
+    )
+    .await;
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(20) && took < Duration::from_millis(25), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(20) && took < Duration::from_millis(25),
+        "{took:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,7 +151,12 @@ async fn an_open_loop_rate_paces_ops_from_an_absolute_start() {
     // 500 ops at 1000/s take half a second of (virtual) time, whatever the model's speed.
     let plan = plan_of("model = \"chains\"\nchains = 50\nops = 500\nrate = 1000.0");
     let start = tokio::time::Instant::now();
-    let (summary, _) = run_with(plan, Fake::new(Duration::from_millis(1)), CancellationToken::new()).await;
+    let (summary, _) = run_with(
+        plan,
+        Fake::new(Duration::from_millis(1)),
+        CancellationToken::new(),
+    )
+    .await;
     let took = start.elapsed().as_secs_f64();
     assert!((0.499..0.51).contains(&took), "took {took} s");
     assert_eq!(summary.sent, 500);
@@ -132,20 +169,34 @@ async fn an_open_loop_rate_paces_ops_from_an_absolute_start() {
 async fn a_rate_above_capacity_queues_with_growing_lag() {
     // One worker at 10 ms per op can do 100/s; asked for 1000/s, lag grows.
     let plan = plan_of("model = \"sync\"\nworkers = 1\nops = 100\nrate = 1000.0");
-    let (summary, _) = run_with(plan, Fake::new(Duration::from_millis(10)), CancellationToken::new()).await;
+    let (summary, _) = run_with(
+        plan,
+        Fake::new(Duration::from_millis(10)),
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!((summary.sent, summary.dropped), (100, 0));
     let lag = summary.schedule_lag.unwrap();
     // Op 99 is due at 99 ms but sent at 990 ms.
     assert!(lag.max_ms > 850.0, "{lag:?}");
     let response = summary.total.response_time.clone().unwrap();
     let service = summary.total.service_time.clone().unwrap();
-    assert!(response.max_ms > service.max_ms * 50.0, "response time includes the queueing");
+    assert!(
+        response.max_ms > service.max_ms * 50.0,
+        "response time includes the queueing"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_rate_above_capacity_drops_and_counts_under_drop() {
-    let plan = plan_of("model = \"sync\"\nworkers = 1\nops = 1000\nrate = 1000.0\non_backlog = \"drop\"");
-    let (summary, _) = run_with(plan, Fake::new(Duration::from_millis(10)), CancellationToken::new()).await;
+    let plan =
+        plan_of("model = \"sync\"\nworkers = 1\nops = 1000\nrate = 1000.0\non_backlog = \"drop\"");
+    let (summary, _) = run_with(
+        plan,
+        Fake::new(Duration::from_millis(10)),
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!(summary.scheduled, 1000, "every op is accounted for");
     assert_eq!(summary.sent + summary.dropped, 1000);
     assert!(summary.dropped > 800, "{summary:?}");
@@ -163,13 +214,21 @@ async fn stopping_drains_and_accounts_for_every_op() {
     });
     let (summary, _) = run_with(plan, Fake::new(Duration::from_millis(5)), stop).await;
     assert!((2400..=2500).contains(&summary.sent), "{}", summary.sent);
-    assert_eq!(summary.ok + summary.failed + summary.abandoned, summary.sent);
-    assert_eq!(summary.abandoned, 0, "5 ms requests drain well within the timeout");
+    assert_eq!(
+        summary.ok + summary.failed + summary.abandoned,
+        summary.sent
+    );
+    assert_eq!(
+        summary.abandoned, 0,
+        "5 ms requests drain well within the timeout"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn control_changes_rate_and_concurrency_while_running() {
-    let plan = plan_of("model = \"chains\"\nchains = 4\nmax_in_flight = 64\nrate = 100.0\nduration = \"4s\"");
+    let plan = plan_of(
+        "model = \"chains\"\nchains = 4\nmax_in_flight = 64\nrate = 100.0\nduration = \"4s\"",
+    );
     let fake = Fake::new(Duration::from_millis(2));
     let control = Control::new(&plan.load, &plan.ops);
     let c = control.clone();
@@ -183,7 +242,14 @@ async fn control_changes_rate_and_concurrency_while_running() {
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    run(fake.clone(), plan, control.clone(), tx, CancellationToken::new()).await;
+    run(
+        fake.clone(),
+        plan,
+        control.clone(),
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
     drain.await.unwrap();
     let n = fake.seen.lock().unwrap().len();
     // 2 s at 100/s and 2 s at 1000/s.

@@ -35,7 +35,10 @@ fn authorize(app: &App, headers: &HeaderMap) -> Option<Response> {
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => None,
         Some(_) => Some(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
-        None => Some(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")),
+        None => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>` header",
+        )),
     }
 }
 
@@ -43,11 +46,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+/// A strict JSON body, or the message of a 400.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {
     if body.is_empty() {
-        return Err(error(StatusCode::BAD_REQUEST, "a JSON body is required"));
+        return Err("a JSON body is required".into());
     }
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
 fn applied(app: &App) -> Response {
@@ -82,7 +86,7 @@ pub async fn rate(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
     }
     let body: RateBody = match parse(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match app.handle.shared.control.set_rate(body.rate) {
         Ok(()) => applied(&app),
@@ -102,7 +106,7 @@ pub async fn concurrency(State(app): State<App>, headers: HeaderMap, body: Bytes
     }
     let body: ConcurrencyBody = match parse(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match app.handle.shared.control.set_concurrency(body.concurrency) {
         Ok(()) => applied(&app),
@@ -117,7 +121,11 @@ pub async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
     // Reading and parsing a file: off the async workers.
     let shared = app.handle.shared.clone();
     match tokio::task::spawn_blocking(move || shared.reload()).await {
-        Ok(Ok(message)) => (StatusCode::OK, axum::Json(json!({"result": "applied", "message": message}))).into_response(),
+        Ok(Ok(message)) => (
+            StatusCode::OK,
+            axum::Json(json!({"result": "applied", "message": message})),
+        )
+            .into_response(),
         Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

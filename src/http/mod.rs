@@ -65,7 +65,8 @@ pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToke
         info: Arc::new(info),
         loopback: local.is_some_and(|a: SocketAddr| a.ip().is_loopback()),
     };
-    let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move { stop.cancelled().await });
+    let server = axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move { stop.cancelled().await });
     if let Err(e) = server.await {
         tracing::error!("HTTP server failed: {e}");
     }
@@ -82,9 +83,17 @@ async fn readyz(State(app): State<App>) -> Response {
     let shared = &app.handle.shared;
     let phase = *shared.phase.borrow();
     if shared.ready.load(std::sync::atomic::Ordering::Relaxed) {
-        (StatusCode::OK, axum::Json(json!({"ready": true, "phase": phase.name()}))).into_response()
+        (
+            StatusCode::OK,
+            axum::Json(json!({"ready": true, "phase": phase.name()})),
+        )
+            .into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"ready": false, "phase": phase.name()}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false, "phase": phase.name()})),
+        )
+            .into_response()
     }
 }
 
@@ -95,7 +104,12 @@ pub fn status_json(app: &App) -> serde_json::Value {
     let settings = shared.control.settings();
     let errors_by_kind: serde_json::Map<String, serde_json::Value> = crate::cql::ErrorKind::ALL
         .iter()
-        .map(|k| (k.name().to_string(), json!(s.ops.iter().map(|o| o.errors[k.index()]).sum::<u64>())))
+        .map(|k| {
+            (
+                k.name().to_string(),
+                json!(s.ops.iter().map(|o| o.errors[k.index()]).sum::<u64>()),
+            )
+        })
         .filter(|(_, v)| v.as_u64() != Some(0))
         .collect();
     json!({

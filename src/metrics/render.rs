@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::process::{self, Process};
 use crate::cql::ErrorKind;
+use crate::process::{self, Process};
 use crate::stats::{Buckets, Snapshot};
 
 /// Constant facts about the run, for `cqlpulse_run_info` and `cqlpulse_build_info`.
@@ -47,7 +47,9 @@ impl Out<'_> {
     fn histogram(&mut self, name: &str, labels: &[(&str, &str)], b: &Buckets, bounds: &[f64]) {
         let bucket = format!("{name}_bucket");
         for (i, cumulative) in b.cumulative().enumerate() {
-            let le = bounds.get(i).map_or_else(|| "+Inf".to_string(), |&x| number(x));
+            let le = bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |&x| number(x));
             let mut with_le: Vec<(&str, &str)> = labels.to_vec();
             with_le.push(("le", &le));
             self.sample(&bucket, &with_le, cumulative as f64);
@@ -59,7 +61,11 @@ impl Out<'_> {
 
 fn number(x: f64) -> String {
     if x.is_infinite() {
-        if x > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if x > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{}", x as i64)
     } else {
@@ -72,78 +78,221 @@ pub fn render(s: &Snapshot, info: &RunInfo, out: &mut String) {
     let mut o = Out { s: out };
     let bounds = &s.bounds;
 
-    o.head("cqlpulse_requests_total", "counter", "Completed requests (after retries), by op and outcome.");
+    o.head(
+        "cqlpulse_requests_total",
+        "counter",
+        "Completed requests (after retries), by op and outcome.",
+    );
     for op in &s.ops {
-        o.sample("cqlpulse_requests_total", &[("op", &op.name), ("outcome", "ok")], op.ok as f64);
-        o.sample("cqlpulse_requests_total", &[("op", &op.name), ("outcome", "error")], op.errors_total() as f64);
+        o.sample(
+            "cqlpulse_requests_total",
+            &[("op", &op.name), ("outcome", "ok")],
+            op.ok as f64,
+        );
+        o.sample(
+            "cqlpulse_requests_total",
+            &[("op", &op.name), ("outcome", "error")],
+            op.errors_total() as f64,
+        );
     }
-    o.head("cqlpulse_request_errors_total", "counter", "Failed requests by op and error kind.");
+    o.head(
+        "cqlpulse_request_errors_total",
+        "counter",
+        "Failed requests by op and error kind.",
+    );
     for op in &s.ops {
         for kind in ErrorKind::ALL {
-            o.sample("cqlpulse_request_errors_total", &[("op", &op.name), ("kind", kind.name())], op.errors[kind.index()] as f64);
+            o.sample(
+                "cqlpulse_request_errors_total",
+                &[("op", &op.name), ("kind", kind.name())],
+                op.errors[kind.index()] as f64,
+            );
         }
     }
-    o.head("cqlpulse_request_duration_seconds", "histogram", "Service time: request sent to response received.");
+    o.head(
+        "cqlpulse_request_duration_seconds",
+        "histogram",
+        "Service time: request sent to response received.",
+    );
     for op in &s.ops {
-        o.histogram("cqlpulse_request_duration_seconds", &[("op", &op.name)], &op.service, bounds);
+        o.histogram(
+            "cqlpulse_request_duration_seconds",
+            &[("op", &op.name)],
+            &op.service,
+            bounds,
+        );
     }
     o.head("cqlpulse_response_time_seconds", "histogram", "Response time: intended start (from the rate schedule) to response; free of coordinated omission. Empty without a rate.");
     for op in &s.ops {
-        o.histogram("cqlpulse_response_time_seconds", &[("op", &op.name)], &op.response, bounds);
+        o.histogram(
+            "cqlpulse_response_time_seconds",
+            &[("op", &op.name)],
+            &op.response,
+            bounds,
+        );
     }
-    o.head("cqlpulse_schedule_lag_seconds", "histogram", "Schedule lag: intended start to request sent. Empty without a rate.");
+    o.head(
+        "cqlpulse_schedule_lag_seconds",
+        "histogram",
+        "Schedule lag: intended start to request sent. Empty without a rate.",
+    );
     o.histogram("cqlpulse_schedule_lag_seconds", &[], &s.lag, bounds);
 
-    o.head("cqlpulse_in_flight_requests", "gauge", "Requests sent and not yet answered.");
+    o.head(
+        "cqlpulse_in_flight_requests",
+        "gauge",
+        "Requests sent and not yet answered.",
+    );
     o.sample("cqlpulse_in_flight_requests", &[], s.in_flight as f64);
-    o.head("cqlpulse_in_flight_limit", "gauge", "The in-flight limit: the model's concurrency, capped by max_in_flight.");
-    o.sample("cqlpulse_in_flight_limit", &[], s.gauges.in_flight_limit as f64);
-    o.head("cqlpulse_in_flight_peak_requests", "gauge", "Highest in-flight count seen since the start (sum of per-lane peaks per interval).");
-    o.sample("cqlpulse_in_flight_peak_requests", &[], s.peak_in_flight as f64);
-    o.head("cqlpulse_target_rate", "gauge", "Operations per second the schedule asks for (0 = unthrottled or paused).");
+    o.head(
+        "cqlpulse_in_flight_limit",
+        "gauge",
+        "The in-flight limit: the model's concurrency, capped by max_in_flight.",
+    );
+    o.sample(
+        "cqlpulse_in_flight_limit",
+        &[],
+        s.gauges.in_flight_limit as f64,
+    );
+    o.head(
+        "cqlpulse_in_flight_peak_requests",
+        "gauge",
+        "Highest in-flight count seen since the start (sum of per-lane peaks per interval).",
+    );
+    o.sample(
+        "cqlpulse_in_flight_peak_requests",
+        &[],
+        s.peak_in_flight as f64,
+    );
+    o.head(
+        "cqlpulse_target_rate",
+        "gauge",
+        "Operations per second the schedule asks for (0 = unthrottled or paused).",
+    );
     o.sample("cqlpulse_target_rate", &[], s.gauges.target_rate);
     o.head("cqlpulse_paused", "gauge", "1 while the load is paused.");
-    o.sample("cqlpulse_paused", &[], if s.gauges.paused { 1.0 } else { 0.0 });
+    o.sample(
+        "cqlpulse_paused",
+        &[],
+        if s.gauges.paused { 1.0 } else { 0.0 },
+    );
     o.head("cqlpulse_ops_issued_total", "counter", "Requests sent.");
     o.sample("cqlpulse_ops_issued_total", &[], s.issued as f64);
     o.head("cqlpulse_ops_dropped_total", "counter", "Scheduled ops never sent: late under on_backlog=drop (backlog), or pending when draining began (draining).");
-    o.sample("cqlpulse_ops_dropped_total", &[("reason", "backlog")], s.dropped_backlog as f64);
-    o.sample("cqlpulse_ops_dropped_total", &[("reason", "draining")], s.dropped_draining as f64);
-    o.head("cqlpulse_retries_total", "counter", "Retries of idempotent requests after retryable errors.");
+    o.sample(
+        "cqlpulse_ops_dropped_total",
+        &[("reason", "backlog")],
+        s.dropped_backlog as f64,
+    );
+    o.sample(
+        "cqlpulse_ops_dropped_total",
+        &[("reason", "draining")],
+        s.dropped_draining as f64,
+    );
+    o.head(
+        "cqlpulse_retries_total",
+        "counter",
+        "Retries of idempotent requests after retryable errors.",
+    );
     for op in &s.ops {
-        o.sample("cqlpulse_retries_total", &[("op", &op.name)], op.retries as f64);
+        o.sample(
+            "cqlpulse_retries_total",
+            &[("op", &op.name)],
+            op.retries as f64,
+        );
     }
     o.head("cqlpulse_rows_total", "counter", "Rows returned by reads.");
     for op in &s.ops {
         o.sample("cqlpulse_rows_total", &[("op", &op.name)], op.rows as f64);
     }
-    o.head("cqlpulse_payload_bytes_total", "counter", "Bytes of bound values sent.");
+    o.head(
+        "cqlpulse_payload_bytes_total",
+        "counter",
+        "Bytes of bound values sent.",
+    );
     for op in &s.ops {
-        o.sample("cqlpulse_payload_bytes_total", &[("op", &op.name)], op.bytes as f64);
+        o.sample(
+            "cqlpulse_payload_bytes_total",
+            &[("op", &op.name)],
+            op.bytes as f64,
+        );
     }
-    o.head("cqlpulse_connections", "gauge", "Open connections of the driver.");
+    o.head(
+        "cqlpulse_connections",
+        "gauge",
+        "Open connections of the driver.",
+    );
     o.sample("cqlpulse_connections", &[], s.cluster.connections as f64);
     o.head("cqlpulse_known_hosts", "gauge", "Nodes the driver knows.");
     o.sample("cqlpulse_known_hosts", &[], s.cluster.known_hosts as f64);
-    o.head("cqlpulse_connected_hosts", "gauge", "Nodes with at least one open connection.");
-    o.sample("cqlpulse_connected_hosts", &[], s.cluster.connected_hosts as f64);
-    o.head("cqlpulse_config_reloads_total", "counter", "Spec reloads, applied or rejected.");
-    o.sample("cqlpulse_config_reloads_total", &[("result", "applied")], s.gauges.reloads_applied as f64);
-    o.sample("cqlpulse_config_reloads_total", &[("result", "rejected")], s.gauges.reloads_rejected as f64);
-    o.head("cqlpulse_up", "gauge", "1 while the run is connected and issuing (phase running).");
-    o.sample("cqlpulse_up", &[], if s.gauges.phase == crate::stats::Phase::Running { 1.0 } else { 0.0 });
+    o.head(
+        "cqlpulse_connected_hosts",
+        "gauge",
+        "Nodes with at least one open connection.",
+    );
+    o.sample(
+        "cqlpulse_connected_hosts",
+        &[],
+        s.cluster.connected_hosts as f64,
+    );
+    o.head(
+        "cqlpulse_config_reloads_total",
+        "counter",
+        "Spec reloads, applied or rejected.",
+    );
+    o.sample(
+        "cqlpulse_config_reloads_total",
+        &[("result", "applied")],
+        s.gauges.reloads_applied as f64,
+    );
+    o.sample(
+        "cqlpulse_config_reloads_total",
+        &[("result", "rejected")],
+        s.gauges.reloads_rejected as f64,
+    );
+    o.head(
+        "cqlpulse_up",
+        "gauge",
+        "1 while the run is connected and issuing (phase running).",
+    );
+    o.sample(
+        "cqlpulse_up",
+        &[],
+        if s.gauges.phase == crate::stats::Phase::Running {
+            1.0
+        } else {
+            0.0
+        },
+    );
 
     let (shard, count) = (info.shard.to_string(), info.shard_count.to_string());
-    o.head("cqlpulse_run_info", "gauge", "Constant 1, labelled with the run's workload, model and shard.");
+    o.head(
+        "cqlpulse_run_info",
+        "gauge",
+        "Constant 1, labelled with the run's workload, model and shard.",
+    );
     o.sample(
         "cqlpulse_run_info",
-        &[("workload", &info.workload), ("model", &info.model), ("shard", &shard), ("shard_count", &count)],
+        &[
+            ("workload", &info.workload),
+            ("model", &info.model),
+            ("shard", &shard),
+            ("shard_count", &count),
+        ],
         1.0,
     );
-    o.head("cqlpulse_build_info", "gauge", "Constant 1, labelled with the cqlpulse version.");
+    o.head(
+        "cqlpulse_build_info",
+        "gauge",
+        "Constant 1, labelled with the cqlpulse version.",
+    );
     o.sample("cqlpulse_build_info", &[("version", info.version)], 1.0);
 
-    o.head("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
+    o.head(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch, in seconds.",
+    );
     o.sample("process_start_time_seconds", &[], info.start_time);
     if let Some(p) = process::read() {
         process_metrics(&mut o, &p);
@@ -151,19 +300,51 @@ pub fn render(s: &Snapshot, info: &RunInfo, out: &mut String) {
 }
 
 fn process_metrics(o: &mut Out<'_>, p: &Process) {
-    o.head("process_cpu_seconds_total", "counter", "Total user and system CPU time spent, in seconds.");
+    o.head(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent, in seconds.",
+    );
     o.sample("process_cpu_seconds_total", &[], p.cpu_seconds);
-    o.head("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    o.sample("process_resident_memory_bytes", &[], p.resident_bytes as f64);
-    o.head("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    o.head(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+    );
+    o.sample(
+        "process_resident_memory_bytes",
+        &[],
+        p.resident_bytes as f64,
+    );
+    o.head(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+    );
     o.sample("process_virtual_memory_bytes", &[], p.virtual_bytes as f64);
-    o.head("process_open_fds", "gauge", "Number of open file descriptors.");
+    o.head(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+    );
     o.sample("process_open_fds", &[], p.open_fds as f64);
-    o.head("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    o.head(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+    );
     o.sample("process_max_fds", &[], p.max_fds as f64);
-    o.head("process_io_read_bytes_total", "counter", "Bytes read through system calls (files and sockets).");
+    o.head(
+        "process_io_read_bytes_total",
+        "counter",
+        "Bytes read through system calls (files and sockets).",
+    );
     o.sample("process_io_read_bytes_total", &[], p.io_read_bytes as f64);
-    o.head("process_io_write_bytes_total", "counter", "Bytes written through system calls (files and sockets).");
+    o.head(
+        "process_io_write_bytes_total",
+        "counter",
+        "Bytes written through system calls (files and sockets).",
+    );
     o.sample("process_io_write_bytes_total", &[], p.io_write_bytes as f64);
 }
 

@@ -112,8 +112,13 @@ impl Model {
         })
     }
 
-    pub const ALL: [Model; 5] =
-        [Model::Sync, Model::Batches, Model::Pipeline, Model::Unbounded, Model::Chains];
+    pub const ALL: [Model; 5] = [
+        Model::Sync,
+        Model::Batches,
+        Model::Pipeline,
+        Model::Unbounded,
+        Model::Chains,
+    ];
 }
 
 impl From<ModelName> for Model {

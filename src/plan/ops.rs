@@ -51,15 +51,22 @@ pub fn classify(cql: &str) -> OpKind {
 
 /// `SET c = c + ?` or `c = c - 1`: a column assigned from itself plus or minus something.
 fn is_counter_update(upper: &str) -> bool {
-    let Some(set) = upper.find(" SET ") else { return false };
+    let Some(set) = upper.find(" SET ") else {
+        return false;
+    };
     let assignments = &upper[set + 5..];
     let assignments = assignments.split(" WHERE ").next().unwrap_or("");
     assignments.split(',').any(|a| {
-        let Some((col, expr)) = a.split_once('=') else { return false };
+        let Some((col, expr)) = a.split_once('=') else {
+            return false;
+        };
         let col = col.trim();
         let expr = expr.trim();
         expr.starts_with(col)
-            && matches!(expr[col.len()..].trim_start().chars().next(), Some('+' | '-'))
+            && matches!(
+                expr[col.len()..].trim_start().chars().next(),
+                Some('+' | '-')
+            )
     })
 }
 
@@ -109,7 +116,9 @@ pub fn parse_serial_consistency(name: &str) -> Option<SerialConsistency> {
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[cfg(test)]
@@ -119,7 +128,10 @@ mod tests {
     #[test]
     fn bind_markers_outside_literals_are_counted() {
         assert_eq!(count_bind_markers("INSERT INTO t (a, b) VALUES (?, ?)"), 2);
-        assert_eq!(count_bind_markers("SELECT * FROM t WHERE a = '?' AND b = ?"), 1);
+        assert_eq!(
+            count_bind_markers("SELECT * FROM t WHERE a = '?' AND b = ?"),
+            1
+        );
         assert_eq!(count_bind_markers("SELECT ? -- what?\n FROM t"), 1);
     }
 
@@ -127,10 +139,22 @@ mod tests {
     fn kinds_are_inferred_from_the_statement() {
         assert_eq!(classify("select * from t where k = ?"), OpKind::Read);
         assert_eq!(classify("INSERT INTO t (k) VALUES (?)"), OpKind::Write);
-        assert_eq!(classify("INSERT INTO t (k) VALUES (?) IF NOT EXISTS"), OpKind::Lwt);
-        assert_eq!(classify("UPDATE t SET v = ? WHERE k = ? IF v = ?"), OpKind::Lwt);
-        assert_eq!(classify("UPDATE c SET n = n + ? WHERE k = ?"), OpKind::Counter);
+        assert_eq!(
+            classify("INSERT INTO t (k) VALUES (?) IF NOT EXISTS"),
+            OpKind::Lwt
+        );
+        assert_eq!(
+            classify("UPDATE t SET v = ? WHERE k = ? IF v = ?"),
+            OpKind::Lwt
+        );
+        assert_eq!(
+            classify("UPDATE c SET n = n + ? WHERE k = ?"),
+            OpKind::Counter
+        );
         assert_eq!(classify("UPDATE t SET v = ? WHERE k = ?"), OpKind::Write);
-        assert_eq!(classify("INSERT INTO t (k, s) VALUES (?, 'if')"), OpKind::Write);
+        assert_eq!(
+            classify("INSERT INTO t (k, s) VALUES (?, 'if')"),
+            OpKind::Write
+        );
     }
 }

@@ -84,7 +84,12 @@ mod tests {
             let mut sum = 0;
             for i in 0..count {
                 let (len, offset) = share(total, i, count);
-                assert_eq!(offset, next, "shard {i} starts where {} ended", i.wrapping_sub(1));
+                assert_eq!(
+                    offset,
+                    next,
+                    "shard {i} starts where {} ended",
+                    i.wrapping_sub(1)
+                );
                 next = offset + len;
                 sum += len;
             }
@@ -94,19 +99,34 @@ mod tests {
 
     #[test]
     fn interleaved_indices_are_disjoint() {
-        let a = IndexMap::Interleaved { stride: 3, offset: 0 };
-        let b = IndexMap::Interleaved { stride: 3, offset: 1 };
+        let a = IndexMap::Interleaved {
+            stride: 3,
+            offset: 0,
+        };
+        let b = IndexMap::Interleaved {
+            stride: 3,
+            offset: 1,
+        };
         let xs: std::collections::HashSet<u64> = (0..100).map(|k| a.index(k)).collect();
         assert!((0..100).all(|k| !xs.contains(&b.index(k))));
     }
 
     #[test]
     fn ordinal_comes_from_the_pod_index_or_the_host_name() {
-        let env = ShardEnv { pod_index: None, hostname: Some("cqlpulse-2".into()) };
+        let env = ShardEnv {
+            pod_index: None,
+            hostname: Some("cqlpulse-2".into()),
+        };
         assert_eq!(env.ordinal(), Ok(2));
-        let env = ShardEnv { pod_index: Some("4".into()), hostname: Some("x-1".into()) };
+        let env = ShardEnv {
+            pod_index: Some("4".into()),
+            hostname: Some("x-1".into()),
+        };
         assert_eq!(env.ordinal(), Ok(4));
-        let env = ShardEnv { pod_index: None, hostname: Some("laptop".into()) };
+        let env = ShardEnv {
+            pod_index: None,
+            hostname: Some("laptop".into()),
+        };
         assert!(env.ordinal().unwrap_err().contains("laptop"));
     }
 }

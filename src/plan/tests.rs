@@ -23,7 +23,10 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn plan_of(text: &str) -> Result<Plan, spec::SpecError> {
-    let source = Source { path: PathBuf::from("t.toml"), text: text.to_string() };
+    let source = Source {
+        path: PathBuf::from("t.toml"),
+        text: text.to_string(),
+    };
     let spec = spec::parse(&source, &[])?;
     build(&spec, &source, &env, &ShardEnv::default(), 0)
 }
@@ -41,60 +44,206 @@ fn the_base_spec_is_valid_and_defaults_apply() {
     assert_eq!(p.load.end, End::Forever);
     assert_eq!(p.ops[0].args.len(), 2);
     assert!(p.ops[0].idempotent);
-    assert!(p.metrics.buckets.contains(&12.0), "the request timeout is a bucket boundary");
+    assert!(
+        p.metrics.buckets.contains(&12.0),
+        "the request timeout is a bucket boundary"
+    );
     assert!(p.metrics.buckets[0] <= 0.00005 + 1e-12);
 }
 
 #[test]
 fn malformed_specs_are_refused_with_field_and_reason() {
     let cases: Vec<(String, &str)> = vec![
-        (with("[load]\nconcurency = 3"), "t.toml:14:1: load.concurency: unknown field `concurency`"),
-        (with("[load]\nrate = \"fast\""), "load.rate: invalid type: string"),
-        (with("[load]\nmodel = \"async\""), "load.model: unknown variant `async`"),
-        (with("[load]\nduration = \"ten seconds\""), "load.duration: invalid duration"),
-        (with("[load]\nworkers = 4"), "load.workers: is the knob of model `sync`"),
-        (with("[load]\nmodel = \"sync\"\nworkers = 0"), "load.workers: must be at least 1"),
-        (with("[load]\nrate = -5.0"), "load.rate: must be a non-negative number"),
-        (with("[load]\non_backlog = \"drop\""), "load.on_backlog: \"drop\" needs a target rate"),
-        (with("[load]\nduration = \"10s\"\nops = 5"), "load.ops: set either load.duration or load.ops"),
+        (
+            with("[load]\nconcurency = 3"),
+            "t.toml:14:1: load.concurency: unknown field `concurency`",
+        ),
+        (
+            with("[load]\nrate = \"fast\""),
+            "load.rate: invalid type: string",
+        ),
+        (
+            with("[load]\nmodel = \"async\""),
+            "load.model: unknown variant `async`",
+        ),
+        (
+            with("[load]\nduration = \"ten seconds\""),
+            "load.duration: invalid duration",
+        ),
+        (
+            with("[load]\nworkers = 4"),
+            "load.workers: is the knob of model `sync`",
+        ),
+        (
+            with("[load]\nmodel = \"sync\"\nworkers = 0"),
+            "load.workers: must be at least 1",
+        ),
+        (
+            with("[load]\nrate = -5.0"),
+            "load.rate: must be a non-negative number",
+        ),
+        (
+            with("[load]\non_backlog = \"drop\""),
+            "load.on_backlog: \"drop\" needs a target rate",
+        ),
+        (
+            with("[load]\nduration = \"10s\"\nops = 5"),
+            "load.ops: set either load.duration or load.ops",
+        ),
         (with("[load]\nops = 0"), "load.ops: must be at least 1"),
-        (with("[load]\nmax_in_flight = 0"), "load.max_in_flight: must be at least 1"),
-        (with("[load]\nchains = 2000"), "load.chains: 2000 is above load.max_in_flight"),
-        (with("[load]\nduration = \"5s\"\nwarmup = \"5s\""), "load.warmup: 5s is not shorter"),
-        (with("[load]\nrate = 10.0\nstages = [{ duration = \"1s\", rate = 5.0 }]"), "load.stages: set either load.rate or load.stages"),
-        (with("[load]\nstages = [{ duration = \"0s\", rate = 5.0 }]"), "load.stages[0].duration: must be greater than zero"),
-        (with("[load]\nabort = { error_ratio = 1.5 }"), "load.abort.error_ratio: must be in (0, 1]"),
-        (BASE.replace("args = [\"k\", \"v\"]", "args = [\"k\"]"), "ops[0].args: the statement has 2 bind marker(s) but 1 argument(s)"),
-        (BASE.replace("args = [\"k\", \"v\"]", "args = [\"k\", \"nope\"]"), "ops[0].args[1]: unknown generator `nope`; [data] defines: k, v"),
-        (BASE.replace("name = \"ins\"", "name = \"in s\""), "ops[0].name: `in s` must be 1-64 letters"),
-        (BASE.replace("name = \"ins\"", "name = \"ins\"\nweight = 0.0"), "ops: the weights of all ops sum to zero"),
-        (BASE.replace("name = \"ins\"", "name = \"ins\"\nweight = -1.0"), "ops[0].weight: must be a non-negative number"),
-        (BASE.replace("name = \"ins\"", "name = \"ins\"\nweigth = 1.0"), "ops[0].weigth: unknown field `weigth`"),
-        (BASE.replace("name = \"ins\"", "name = \"ins\"\nconsistency = \"most\""), "ops[0].consistency: unknown consistency `most`"),
-        (BASE.replace("name = \"ins\"", "name = \"ins\"\nbatch = { size = 0 }"), "ops[0].batch.size: must be at least 1"),
-        (format!("{BASE}\n[[ops]]\nname = \"ins\"\ncql = \"SELECT * FROM t\"\n"), "ops[1].name: `ins` is used by an earlier op"),
-        (format!("{BASE}\n[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t WHERE k = ?\"\nargs = [\"k\"]\nbatch = {{ size = 3 }}\n"), "ops[1].batch: a SELECT cannot be batched"),
-        ("name = \"t\"\n".to_string(), "ops: at least one [[ops]] is required"),
-        (BASE.replace("kind = \"sequence\"", "kind = \"uniform\"\nmin = 5\nmax = 1"), "data.k: min (5) is above max (1)"),
-        (BASE.replace("kind = \"sequence\"", "kind = \"zipf\"\ncount = 0"), "data.k: count must be at least 1"),
-        (BASE.replace("kind = \"sequence\"", "kind = \"gaussian\""), "t.toml:4:8: data.k.kind: unknown variant `gaussian`"),
-        (BASE.replace("size = 10", "size = { min = 10, max = 5 }"), "data.v: size.min (10) is above size.max (5)"),
-        (with("[cluster]\ncontact_points = []"), "cluster.contact_points: needs at least one host:port"),
-        (with("[cluster]\nconsistency = \"local_one_two\""), "cluster.consistency: unknown consistency"),
-        (with("[cluster]\nserial_consistency = \"quorum\""), "cluster.serial_consistency: `quorum` is not serial"),
-        (with("[cluster]\nrequest_timeout = \"0s\""), "cluster.request_timeout: must be greater than zero"),
-        (with("[cluster]\nusername = \"u\""), "cluster.username: a username needs"),
-        (with("[cluster]\nusername = \"u\"\npassword_env = \"MISSING\""), "cluster.password_env: environment variable `MISSING` is not set"),
-        (with("[schema]\nkeyspace = \"my-ks\""), "schema.keyspace: `my-ks` is not a valid keyspace name"),
-        (with("[schema]\nmode = \"sometimes\""), "schema.mode: unknown variant `sometimes`"),
-        (with("[metrics]\nlisten = \"localhost\""), "metrics.listen: `localhost` is not an address"),
-        (with("[metrics]\nbuckets = { factor = 1.0 }"), "metrics.buckets.factor: must be above 1"),
-        (with("[shard]\nindex = 3\ncount = 3"), "shard.index: 3 is not below shard.count (3)"),
-        (with("[shard]\ncount = 0"), "shard.count: must be at least 1"),
-        (with("[shard]\nindex = \"auto\"\ncount = 2"), "shard.index: \"auto\" needs CQLPULSE_POD_INDEX"),
-        (with("[shard]\nindex = \"first\""), "shard.index: `first` is neither a number nor \"auto\""),
-        (with("[shard]\nstart_at = \"tomorrow\""), "shard.start_at: `tomorrow` is not an RFC 3339 time"),
-        (with("[control]\ntoken = \"short\""), "control.token: must be at least 8 characters"),
+        (
+            with("[load]\nmax_in_flight = 0"),
+            "load.max_in_flight: must be at least 1",
+        ),
+        (
+            with("[load]\nchains = 2000"),
+            "load.chains: 2000 is above load.max_in_flight",
+        ),
+        (
+            with("[load]\nduration = \"5s\"\nwarmup = \"5s\""),
+            "load.warmup: 5s is not shorter",
+        ),
+        (
+            with("[load]\nrate = 10.0\nstages = [{ duration = \"1s\", rate = 5.0 }]"),
+            "load.stages: set either load.rate or load.stages",
+        ),
+        (
+            with("[load]\nstages = [{ duration = \"0s\", rate = 5.0 }]"),
+            "load.stages[0].duration: must be greater than zero",
+        ),
+        (
+            with("[load]\nabort = { error_ratio = 1.5 }"),
+            "load.abort.error_ratio: must be in (0, 1]",
+        ),
+        (
+            BASE.replace("args = [\"k\", \"v\"]", "args = [\"k\"]"),
+            "ops[0].args: the statement has 2 bind marker(s) but 1 argument(s)",
+        ),
+        (
+            BASE.replace("args = [\"k\", \"v\"]", "args = [\"k\", \"nope\"]"),
+            "ops[0].args[1]: unknown generator `nope`; [data] defines: k, v",
+        ),
+        (
+            BASE.replace("name = \"ins\"", "name = \"in s\""),
+            "ops[0].name: `in s` must be 1-64 letters",
+        ),
+        (
+            BASE.replace("name = \"ins\"", "name = \"ins\"\nweight = 0.0"),
+            "ops: the weights of all ops sum to zero",
+        ),
+        (
+            BASE.replace("name = \"ins\"", "name = \"ins\"\nweight = -1.0"),
+            "ops[0].weight: must be a non-negative number",
+        ),
+        (
+            BASE.replace("name = \"ins\"", "name = \"ins\"\nweigth = 1.0"),
+            "ops[0].weigth: unknown field `weigth`",
+        ),
+        (
+            BASE.replace("name = \"ins\"", "name = \"ins\"\nconsistency = \"most\""),
+            "ops[0].consistency: unknown consistency `most`",
+        ),
+        (
+            BASE.replace("name = \"ins\"", "name = \"ins\"\nbatch = { size = 0 }"),
+            "ops[0].batch.size: must be at least 1",
+        ),
+        (
+            format!("{BASE}\n[[ops]]\nname = \"ins\"\ncql = \"SELECT * FROM t\"\n"),
+            "ops[1].name: `ins` is used by an earlier op",
+        ),
+        (
+            format!(
+                "{BASE}\n[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t WHERE k = ?\"\nargs = [\"k\"]\nbatch = {{ size = 3 }}\n"
+            ),
+            "ops[1].batch: a SELECT cannot be batched",
+        ),
+        (
+            "name = \"t\"\n".to_string(),
+            "ops: at least one [[ops]] is required",
+        ),
+        (
+            BASE.replace(
+                "kind = \"sequence\"",
+                "kind = \"uniform\"\nmin = 5\nmax = 1",
+            ),
+            "data.k: min (5) is above max (1)",
+        ),
+        (
+            BASE.replace("kind = \"sequence\"", "kind = \"zipf\"\ncount = 0"),
+            "data.k: count must be at least 1",
+        ),
+        (
+            BASE.replace("kind = \"sequence\"", "kind = \"gaussian\""),
+            "t.toml:4:8: data.k.kind: unknown variant `gaussian`",
+        ),
+        (
+            BASE.replace("size = 10", "size = { min = 10, max = 5 }"),
+            "data.v: size.min (10) is above size.max (5)",
+        ),
+        (
+            with("[cluster]\ncontact_points = []"),
+            "cluster.contact_points: needs at least one host:port",
+        ),
+        (
+            with("[cluster]\nconsistency = \"local_one_two\""),
+            "cluster.consistency: unknown consistency",
+        ),
+        (
+            with("[cluster]\nserial_consistency = \"quorum\""),
+            "cluster.serial_consistency: `quorum` is not serial",
+        ),
+        (
+            with("[cluster]\nrequest_timeout = \"0s\""),
+            "cluster.request_timeout: must be greater than zero",
+        ),
+        (
+            with("[cluster]\nusername = \"u\""),
+            "cluster.username: a username needs",
+        ),
+        (
+            with("[cluster]\nusername = \"u\"\npassword_env = \"MISSING\""),
+            "cluster.password_env: environment variable `MISSING` is not set",
+        ),
+        (
+            with("[schema]\nkeyspace = \"my-ks\""),
+            "schema.keyspace: `my-ks` is not a valid keyspace name",
+        ),
+        (
+            with("[schema]\nmode = \"sometimes\""),
+            "schema.mode: unknown variant `sometimes`",
+        ),
+        (
+            with("[metrics]\nlisten = \"localhost\""),
+            "metrics.listen: `localhost` is not an address",
+        ),
+        (
+            with("[metrics]\nbuckets = { factor = 1.0 }"),
+            "metrics.buckets.factor: must be above 1",
+        ),
+        (
+            with("[shard]\nindex = 3\ncount = 3"),
+            "shard.index: 3 is not below shard.count (3)",
+        ),
+        (
+            with("[shard]\ncount = 0"),
+            "shard.count: must be at least 1",
+        ),
+        (
+            with("[shard]\nindex = \"auto\"\ncount = 2"),
+            "shard.index: \"auto\" needs CQLPULSE_POD_INDEX",
+        ),
+        (
+            with("[shard]\nindex = \"first\""),
+            "shard.index: `first` is neither a number nor \"auto\"",
+        ),
+        (
+            with("[shard]\nstart_at = \"tomorrow\""),
+            "shard.start_at: `tomorrow` is not an RFC 3339 time",
+        ),
+        (
+            with("[control]\ntoken = \"short\""),
+            "control.token: must be at least 8 characters",
+        ),
         (with("name = \"dup\""), "duplicate key"),
         (with("[load\nrate = 1"), "t.toml:13:"),
     ];
@@ -111,7 +260,13 @@ fn malformed_specs_are_refused_with_field_and_reason() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -126,7 +281,9 @@ fn shards_split_ops_and_rate_exactly() {
     let mut total_ops = 0;
     let mut total_rate = 0.0;
     for i in 0..3 {
-        let text = with(&format!("[load]\nops = 10\nrate = 100.0\n[shard]\nindex = {i}\ncount = 3"));
+        let text = with(&format!(
+            "[load]\nops = 10\nrate = 100.0\n[shard]\nindex = {i}\ncount = 3"
+        ));
         let p = plan_of(&text).unwrap();
         let End::Ops(n) = p.load.end else { panic!() };
         total_ops += n;

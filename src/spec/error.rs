@@ -49,7 +49,9 @@ pub enum SpecError {
 
 impl SpecError {
     pub(super) fn from_toml(source: &Source, field: &str, err: &toml::de::Error) -> SpecError {
-        let position = err.span().map(|s| Position::of_offset(&source.text, s.start));
+        let position = err
+            .span()
+            .map(|s| Position::of_offset(&source.text, s.start));
         SpecError::Invalid {
             path: source.path.clone(),
             position,

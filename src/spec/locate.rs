@@ -56,8 +56,14 @@ mod tests {
     #[test]
     fn finds_nested_fields_and_array_items() {
         let text = "name = \"x\"\n[load]\nrate = 5\n[[ops]]\nname = \"a\"\n[[ops]]\nname = \"b\"\nweight = 0\n";
-        assert_eq!(find(text, "load.rate"), Some(Position { line: 3, column: 1 }));
-        assert_eq!(find(text, "ops[1].weight"), Some(Position { line: 8, column: 1 }));
+        assert_eq!(
+            find(text, "load.rate"),
+            Some(Position { line: 3, column: 1 })
+        );
+        assert_eq!(
+            find(text, "ops[1].weight"),
+            Some(Position { line: 8, column: 1 })
+        );
         // A missing leaf falls back to its deepest existing parent.
         assert_eq!(find(text, "ops[0].cql").map(|p| p.line), Some(4));
         assert_eq!(find(text, "nothing"), None);

@@ -28,7 +28,10 @@ impl Source {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        Ok(Source { path: path.to_path_buf(), text })
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+        })
     }
 
     /// An error about `field` (a path such as `ops[1].weight`), located in the file if the
@@ -64,8 +67,8 @@ pub fn parse(source: &Source, overrides: &[Override]) -> Result<Spec, SpecError>
     }
     // Overrides are patched into the parsed table and the whole is deserialised again, so an
     // override is held to exactly the same rules as the file.
-    let mut table: toml::Table = toml::from_str(&source.text)
-        .map_err(|e| SpecError::from_toml(source, "", &e))?;
+    let mut table: toml::Table =
+        toml::from_str(&source.text).map_err(|e| SpecError::from_toml(source, "", &e))?;
     for o in overrides {
         o.apply(&mut table)?;
     }

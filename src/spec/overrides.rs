@@ -92,7 +92,11 @@ pub fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<Overri
         .filter_map(|(name, value)| {
             let rest = name.strip_prefix(ENV_PREFIX)?;
             let dotted = rest.to_ascii_lowercase().replace("__", ".");
-            Some(Override::new(format!("environment variable {name}"), &dotted, &value))
+            Some(Override::new(
+                format!("environment variable {name}"),
+                &dotted,
+                &value,
+            ))
         })
         .collect();
     // A stable order, so that errors and tests do not depend on the environment's.
@@ -108,7 +112,10 @@ mod tests {
     fn env_names_map_to_key_paths_and_typed_values() {
         let vars = vec![
             ("CQLPULSE__LOAD__RATE".to_string(), "5000".to_string()),
-            ("CQLPULSE__CLUSTER__CONTACT_POINTS".to_string(), "[\"db:9042\"]".to_string()),
+            (
+                "CQLPULSE__CLUSTER__CONTACT_POINTS".to_string(),
+                "[\"db:9042\"]".to_string(),
+            ),
             ("CQLPULSE__SHARD__INDEX".to_string(), "auto".to_string()),
             ("HOME".to_string(), "/root".to_string()),
         ];
@@ -116,7 +123,10 @@ mod tests {
         assert_eq!(o.len(), 3);
         let rate = o.iter().find(|o| o.dotted_key() == "load.rate").unwrap();
         assert_eq!(rate.value, Value::Integer(5000));
-        let cp = o.iter().find(|o| o.dotted_key() == "cluster.contact_points").unwrap();
+        let cp = o
+            .iter()
+            .find(|o| o.dotted_key() == "cluster.contact_points")
+            .unwrap();
         assert!(matches!(cp.value, Value::Array(_)));
         let idx = o.iter().find(|o| o.dotted_key() == "shard.index").unwrap();
         assert_eq!(idx.value, Value::String("auto".into()));
@@ -126,10 +136,14 @@ mod tests {
     fn apply_creates_tables_and_indexes_arrays() {
         let mut t: Table = toml::from_str("[[ops]]\nname = \"a\"\nweight = 1\n").unwrap();
         Override::new("x", "load.rate", "10").apply(&mut t).unwrap();
-        Override::new("x", "ops.0.weight", "3").apply(&mut t).unwrap();
+        Override::new("x", "ops.0.weight", "3")
+            .apply(&mut t)
+            .unwrap();
         assert_eq!(t["load"]["rate"].as_integer(), Some(10));
         assert_eq!(t["ops"][0]["weight"].as_integer(), Some(3));
-        let err = Override::new("x", "ops.5.weight", "3").apply(&mut t).unwrap_err();
+        let err = Override::new("x", "ops.5.weight", "3")
+            .apply(&mut t)
+            .unwrap_err();
         assert!(err.to_string().contains("past the end"), "{err}");
     }
 }

@@ -21,7 +21,10 @@ use crate::cql::ErrorKind;
 #[derive(Debug)]
 pub enum Report {
     /// The run starts issuing at `at`; the summary counts from `measure_from` (after warm-up).
-    Started { at: Instant, measure_from: Instant },
+    Started {
+        at: Instant,
+        measure_from: Instant,
+    },
     Lane(LaneReport),
 }
 
@@ -66,8 +69,15 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(cfg: AggregatorConfig, gauges: GaugeSource) -> (Aggregator, watch::Receiver<Arc<Snapshot>>) {
-        let bounds_ns = cfg.bounds.iter().map(|s| (s * 1e9).round() as u64).collect();
+    pub fn new(
+        cfg: AggregatorConfig,
+        gauges: GaugeSource,
+    ) -> (Aggregator, watch::Receiver<Arc<Snapshot>>) {
+        let bounds_ns = cfg
+            .bounds
+            .iter()
+            .map(|s| (s * 1e9).round() as u64)
+            .collect();
         let n = cfg.bounds.len();
         let ops: Vec<OpSnapshot> = cfg
             .op_names
@@ -101,7 +111,9 @@ impl Aggregator {
         let (out, rx) = watch::channel(Arc::new(first));
         let agg = Aggregator {
             measured: Measured::new(cfg.op_names.len(), cfg.sigfig),
-            interval: (0..cfg.op_names.len()).map(|_| histogram(cfg.sigfig)).collect(),
+            interval: (0..cfg.op_names.len())
+                .map(|_| histogram(cfg.sigfig))
+                .collect(),
             bounds_ns,
             gauges,
             started: None,
@@ -187,11 +199,15 @@ impl Aggregator {
         let (gauges, cluster) = (self.gauges)();
         let completed: u64 = self.ops.iter().map(|o| o.ok + o.errors_total()).sum();
         self.history.push_back((now, completed));
-        while self.history.len() > 2 && now.duration_since(self.history[0].0) > Duration::from_secs(5) {
+        while self.history.len() > 2
+            && now.duration_since(self.history[0].0) > Duration::from_secs(5)
+        {
             self.history.pop_front();
         }
         let achieved_rate = match (self.history.front(), self.history.back()) {
-            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => (c1 - c0) as f64 / (t1 - t0).as_secs_f64(),
+            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => {
+                (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
+            }
             _ => 0.0,
         };
         let in_flight: u64 = self.lanes_in_flight.iter().map(|&x| x as u64).sum();
@@ -199,7 +215,9 @@ impl Aggregator {
         self.peak_in_flight = self.peak_in_flight.max(peak_now);
         self.lanes_peak.copy_from_slice(&self.lanes_in_flight);
         let snapshot = Snapshot {
-            elapsed: self.started.map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
+            elapsed: self
+                .started
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
             gauges,
             cluster,
             ops: self.ops.clone(),
@@ -236,6 +254,12 @@ impl Aggregator {
             log.close();
         }
         self.measured.finish(end);
-        Summary::new(&self.cfg.workload, &self.cfg.model, &self.cfg.op_names, &self.measured, &snapshot)
+        Summary::new(
+            &self.cfg.workload,
+            &self.cfg.model,
+            &self.cfg.op_names,
+            &self.measured,
+            &snapshot,
+        )
     }
 }

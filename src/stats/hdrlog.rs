@@ -15,7 +15,11 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
-type Interval = (std::time::Duration, std::time::Duration, Vec<(String, Histogram<u64>)>);
+type Interval = (
+    std::time::Duration,
+    std::time::Duration,
+    Vec<(String, Histogram<u64>)>,
+);
 
 pub struct HdrLog {
     tx: Option<mpsc::Sender<Interval>>,
@@ -29,30 +33,42 @@ impl HdrLog {
         let file = std::fs::File::create(path)?;
         let (tx, rx) = mpsc::channel::<Interval>();
         let start = SystemTime::now();
-        let thread = std::thread::Builder::new().name("hdr-log".into()).spawn(move || {
-            let mut out = std::io::BufWriter::new(file);
-            let mut serializer = V2DeflateSerializer::new();
-            let Ok(mut log) = IntervalLogWriterBuilder::new()
-                .add_comment("cqlpulse service time per op, nanoseconds")
-                .with_start_time(start)
-                .with_base_time(start)
-                .with_max_value_divisor(1e6)
-                .begin_log_with(&mut out, &mut serializer)
-            else {
-                return;
-            };
-            for (from, len, hists) in rx {
-                for (tag, h) in &hists {
-                    let _ = log.write_histogram(h, from, len, Tag::new(tag));
+        let thread = std::thread::Builder::new()
+            .name("hdr-log".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::new(file);
+                let mut serializer = V2DeflateSerializer::new();
+                let Ok(mut log) = IntervalLogWriterBuilder::new()
+                    .add_comment("cqlpulse service time per op, nanoseconds")
+                    .with_start_time(start)
+                    .with_base_time(start)
+                    .with_max_value_divisor(1e6)
+                    .begin_log_with(&mut out, &mut serializer)
+                else {
+                    return;
+                };
+                for (from, len, hists) in rx {
+                    for (tag, h) in &hists {
+                        let _ = log.write_histogram(h, from, len, Tag::new(tag));
+                    }
                 }
-            }
-            drop(log);
-            let _ = out.flush();
-        })?;
-        Ok(HdrLog { tx: Some(tx), thread: Some(thread), origin: Instant::now() })
+                drop(log);
+                let _ = out.flush();
+            })?;
+        Ok(HdrLog {
+            tx: Some(tx),
+            thread: Some(thread),
+            origin: Instant::now(),
+        })
     }
 
-    pub fn write(&mut self, from: Instant, to: Instant, names: &[String], hists: &[Histogram<u64>]) {
+    pub fn write(
+        &mut self,
+        from: Instant,
+        to: Instant,
+        names: &[String],
+        hists: &[Histogram<u64>],
+    ) {
         let Some(tx) = &self.tx else { return };
         let batch: Vec<(String, Histogram<u64>)> = names
             .iter()

@@ -15,7 +15,8 @@ pub const HIST_HIGH_NS: u64 = 3_600 * 1_000_000_000;
 
 /// A new empty latency histogram.
 pub fn histogram(sigfig: u8) -> Histogram<u64> {
-    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, sigfig).expect("bounds are constant and valid")
+    Histogram::new_with_bounds(HIST_LOW_NS, HIST_HIGH_NS, sigfig)
+        .expect("bounds are constant and valid")
 }
 
 /// The outcome of one request (after any retries), as the lane saw it.
@@ -103,7 +104,8 @@ impl LaneStats {
             self.peak_in_flight = in_flight;
         }
         if let Some(t) = intended {
-            self.lag.saturating_record(nanos(sent.saturating_duration_since(t)));
+            self.lag
+                .saturating_record(nanos(sent.saturating_duration_since(t)));
         }
     }
 
@@ -111,9 +113,11 @@ impl LaneStats {
     pub fn record(&mut self, s: &Sample) {
         let sigfig = self.sigfig;
         let op = self.ops[s.op].get_or_insert_with(|| Box::new(OpStats::new(sigfig)));
-        op.service.saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
+        op.service
+            .saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
         if let Some(t) = s.intended {
-            op.response.saturating_record(nanos(s.done.saturating_duration_since(t)));
+            op.response
+                .saturating_record(nanos(s.done.saturating_duration_since(t)));
         }
         op.bytes += s.bytes;
         op.retries += u64::from(s.retries);
@@ -155,8 +159,24 @@ mod tests {
         let sent = t0 + Duration::from_millis(2);
         let done = t0 + Duration::from_millis(5);
         s.record_sent(Some(t0), sent, 3);
-        s.record(&Sample { op: 1, intended: Some(t0), sent, done, result: Ok(4), bytes: 10, retries: 1 });
-        s.record(&Sample { op: 1, intended: None, sent, done, result: Err(ErrorKind::Overloaded), bytes: 10, retries: 0 });
+        s.record(&Sample {
+            op: 1,
+            intended: Some(t0),
+            sent,
+            done,
+            result: Ok(4),
+            bytes: 10,
+            retries: 1,
+        });
+        s.record(&Sample {
+            op: 1,
+            intended: None,
+            sent,
+            done,
+            result: Err(ErrorKind::Overloaded),
+            bytes: 10,
+            retries: 0,
+        });
         assert!(s.ops[0].is_none(), "op 0 never ran: no histogram allocated");
         let op = s.ops[1].as_ref().unwrap();
         assert_eq!((op.ok, op.rows, op.bytes, op.retries), (1, 4, 20, 1));

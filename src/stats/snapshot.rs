@@ -18,13 +18,21 @@ pub struct Buckets {
 
 impl Buckets {
     pub fn new(bounds: usize) -> Buckets {
-        Buckets { counts: vec![0; bounds + 1], sum_seconds: 0.0, count: 0 }
+        Buckets {
+            counts: vec![0; bounds + 1],
+            sum_seconds: 0.0,
+            count: 0,
+        }
     }
 
     /// Adds an HDR histogram (in nanoseconds) to the buckets whose upper bounds are
     /// `bounds_ns`. Each HDR bin goes to the first bucket whose bound covers the bin's highest
     /// equivalent value: a value is never counted below its bucket.
-    pub fn add_hdr<T: hdrhistogram::Counter>(&mut self, h: &hdrhistogram::Histogram<T>, bounds_ns: &[u64]) {
+    pub fn add_hdr<T: hdrhistogram::Counter>(
+        &mut self,
+        h: &hdrhistogram::Histogram<T>,
+        bounds_ns: &[u64],
+    ) {
         if h.is_empty() {
             return;
         }

@@ -155,7 +155,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn new(workload: &str, model: &str, names: &[String], m: &Measured, last: &Snapshot) -> Summary {
+    pub fn new(
+        workload: &str,
+        model: &str,
+        names: &[String],
+        m: &Measured,
+        last: &Snapshot,
+    ) -> Summary {
         let secs = match (m.from, m.to) {
             (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
             _ => 0.0,
@@ -181,7 +187,11 @@ impl Summary {
                 response_time: Percentiles::of(&op.response),
             }
         };
-        let ops: Vec<OpSummary> = names.iter().zip(&m.ops).map(|(n, op)| summarize(n, op)).collect();
+        let ops: Vec<OpSummary> = names
+            .iter()
+            .zip(&m.ops)
+            .map(|(n, op)| summarize(n, op))
+            .collect();
         let mut all = Measured::new(1, 3).ops.remove(0);
         for op in &m.ops {
             let _ = all.service.add(&op.service);
@@ -213,7 +223,11 @@ impl Summary {
             peak_in_flight: last.peak_in_flight,
             in_flight_limit: last.gauges.in_flight_limit,
             client_cpu_seconds: m.cpu.1 - m.cpu.0,
-            client_cpu_us_per_op: if last.issued > 0 { (m.cpu.1 - m.cpu.0) * 1e6 / last.issued as f64 } else { 0.0 },
+            client_cpu_us_per_op: if last.issued > 0 {
+                (m.cpu.1 - m.cpu.0) * 1e6 / last.issued as f64
+            } else {
+                0.0
+            },
             peak_rss_bytes: crate::process::read().map_or(0, |p| p.peak_resident_bytes),
         }
     }
@@ -256,7 +270,10 @@ impl Summary {
         let _ = writeln!(out, "service time (sent -> response):");
         rows(&mut out, &|o| o.service_time.as_ref());
         if self.total.response_time.is_some() {
-            let _ = writeln!(out, "response time (intended start -> response, free of coordinated omission):");
+            let _ = writeln!(
+                out,
+                "response time (intended start -> response, free of coordinated omission):"
+            );
             rows(&mut out, &|o| o.response_time.as_ref());
         }
         if let Some(lag) = &self.schedule_lag {
@@ -267,13 +284,24 @@ impl Summary {
             );
         }
         for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
-            let kinds: Vec<String> = op.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let kinds: Vec<String> = op
+                .errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             let _ = writeln!(out, "errors of {}: {}", op.name, kinds.join(", "));
         }
         let _ = writeln!(
             out,
             "scheduled {}: sent {} (ok {}, failed {}, abandoned {}), dropped {}; peak in flight {} of {}",
-            self.scheduled, self.sent, self.ok, self.failed, self.abandoned, self.dropped, self.peak_in_flight, self.in_flight_limit
+            self.scheduled,
+            self.sent,
+            self.ok,
+            self.failed,
+            self.abandoned,
+            self.dropped,
+            self.peak_in_flight,
+            self.in_flight_limit
         );
         let _ = writeln!(
             out,
@@ -293,7 +321,11 @@ pub fn status_line(s: &Snapshot) {
         .iter()
         .map(|o| quantile(&o.service, &s.bounds, 0.99))
         .fold(0.0, f64::max);
-    let target = if s.gauges.target_rate > 0.0 { format!(" (target {:.0})", s.gauges.target_rate) } else { String::new() };
+    let target = if s.gauges.target_rate > 0.0 {
+        format!(" (target {:.0})", s.gauges.target_rate)
+    } else {
+        String::new()
+    };
     let line = format!(
         "[{:>6.1}s] {:<8} {:>9.0} ops/s{} | p99 <= {} | in flight {}/{} | ok {} | errors {} | dropped {}",
         s.elapsed.as_secs_f64(),

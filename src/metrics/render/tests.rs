@@ -14,9 +14,29 @@ fn snapshot() -> Snapshot {
     errors[ErrorKind::WriteTimeout.index()] = 2;
     Snapshot {
         elapsed: Duration::from_secs(3),
-        gauges: Gauges { phase: Phase::Running, paused: false, target_rate: 100.0, in_flight_limit: 8, reloads_applied: 1, reloads_rejected: 0 },
-        cluster: ClusterGauges { known_hosts: 1, connected_hosts: 1, connections: 2 },
-        ops: vec![OpSnapshot { name: "insert".into(), ok: 8, errors, rows: 0, bytes: 80, retries: 1, service, response: Buckets::new(3) }],
+        gauges: Gauges {
+            phase: Phase::Running,
+            paused: false,
+            target_rate: 100.0,
+            in_flight_limit: 8,
+            reloads_applied: 1,
+            reloads_rejected: 0,
+        },
+        cluster: ClusterGauges {
+            known_hosts: 1,
+            connected_hosts: 1,
+            connections: 2,
+        },
+        ops: vec![OpSnapshot {
+            name: "insert".into(),
+            ok: 8,
+            errors,
+            rows: 0,
+            bytes: 80,
+            retries: 1,
+            service,
+            response: Buckets::new(3),
+        }],
         lag: Buckets::new(3),
         bounds,
         issued: 10,
@@ -29,7 +49,14 @@ fn snapshot() -> Snapshot {
 }
 
 fn info() -> RunInfo {
-    RunInfo { workload: "w".into(), model: "chains".into(), shard: 0, shard_count: 1, version: "0.1.0", start_time: 1.5e9 }
+    RunInfo {
+        workload: "w".into(),
+        model: "chains".into(),
+        shard: 0,
+        shard_count: 1,
+        version: "0.1.0",
+        start_time: 1.5e9,
+    }
 }
 
 #[test]
@@ -62,11 +89,18 @@ fn the_catalogue_is_rendered_with_help_type_and_labels() {
         assert!(out.lines().any(|l| l == line), "missing `{line}` in\n{out}");
     }
     // Every sample's family has a HELP and a TYPE line.
-    let families: std::collections::HashSet<&str> =
-        out.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    let families: std::collections::HashSet<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
     for l in out.lines().filter(|l| !l.starts_with('#')) {
         let name = l.split(['{', ' ']).next().unwrap();
-        let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|f| families.contains(f)).unwrap_or(name);
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|f| families.contains(f))
+            .unwrap_or(name);
         assert!(families.contains(family), "no TYPE for {name}");
     }
 }
