@@ -306,7 +306,14 @@ async fn connect_and_run(
     tokio::spawn(async move {
         draining.cancelled().await;
         phase.ready.store(false, Ordering::Relaxed);
-        phase.phase.send_replace(Phase::Draining);
+        // Only from running: this task may wake after the run is already done.
+        phase.phase.send_if_modified(|p| {
+            let running = *p == Phase::Running;
+            if running {
+                *p = Phase::Draining;
+            }
+            running
+        });
     });
     engine::run(
         executor,

@@ -111,7 +111,7 @@ mod tests {
         );
         assert_eq!(
             structural_changes(&old, &cold),
-            vec!["cluster.contact_points", "schema.keyspace"]
+            vec!["cluster.contact_points[0]", "schema.keyspace"]
         );
         let stmt = toml::from_str::<Spec>("name = \"t\"\n[[ops]]\nname = \"a\"\ncql = \"DELETE FROM t WHERE k = 1\"\nweight = 1.0\n[load]\nrate = 10.0\nchains = 4").unwrap();
         assert_eq!(structural_changes(&old, &stmt), vec!["ops[0].cql"]);

@@ -114,3 +114,206 @@ args = ["key", "col", "col"]
 "#
     )
 }
+
+/// A minimal HTTP/1.0 client for loopback tests: method, path, optional body and headers.
+/// Returns the status code and the body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
+}
+
+pub fn get(addr: &str, path: &str) -> (u16, String) {
+    http(addr, "GET", path, None, &[])
+}
+
+/// Percent-encodes a query-string value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The test Prometheus (started by `scripts/test`, scraping 127.0.0.1:19464-19466 every second).
+pub fn prometheus_addr() -> String {
+    let url = std::env::var("CQLPULSE_TEST_PROMETHEUS")
+        .unwrap_or_else(|_| "http://127.0.0.1:19090".into());
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    if TcpStream::connect(&addr).is_err() {
+        panic!(
+            "no Prometheus on {addr}: run `scripts/test`, or start one with `scripts/prometheus start`"
+        );
+    }
+    addr
+}
+
+/// An instant PromQL query at `time` (Unix seconds); returns the result vector.
+pub fn promql(addr: &str, query: &str, time: f64) -> Vec<serde_json::Value> {
+    let (status, body) = get(
+        addr,
+        &format!("/api/v1/query?query={}&time={time:.3}", encode(query)),
+    );
+    assert_eq!(status, 200, "{query}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The single value of an instant query, or `None` when it returned no series.
+pub fn promql_value(addr: &str, query: &str, time: f64) -> Option<f64> {
+    let r = promql(addr, query, time);
+    r.first()
+        .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// A `cqlpulse run` child process; killed if the test panics first.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub stderr: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `cqlpulse run SPEC --listen ADDR ARGS...` and waits until `/healthz` answers.
+    pub fn start(
+        spec: &std::path::Path,
+        addr: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let stderr = dir.join(format!(
+            "daemon-{}-{}.log",
+            addr.replace([':', '.'], "_"),
+            std::process::id()
+        ));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cqlpulse"))
+            .arg("run")
+            .arg(spec)
+            .args([
+                "--listen",
+                addr,
+                "--log-format",
+                "text",
+                "--status-every",
+                "0s",
+            ])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(dir.join("daemon-stdout.log")).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start cqlpulse");
+        let d = Daemon {
+            child,
+            addr: addr.to_string(),
+            stderr,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cqlpulse did not listen on {addr}: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until `/readyz` answers 200 (connected and prepared).
+    pub fn wait_ready(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while get(&self.addr, "/readyz").0 != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready after 60 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit (up to `limit`) and returns its status code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cqlpulse did not exit within {limit:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = get(&self.addr, "/status");
+        assert_eq!(code, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

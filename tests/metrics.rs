@@ -1,0 +1,268 @@
+//! The Prometheus surface against a real node and a real Prometheus (started by
+//! `scripts/test` on 127.0.0.1:19090, scraping 127.0.0.1:19464-19466 every second).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use cqlpulse::daemon::Loaded;
+use cqlpulse::stats::{Aggregator, AggregatorConfig, ClusterGauges, Gauges, Phase};
+
+const ADDR: &str = "127.0.0.1:19464";
+
+/// The index of the bucket holding `x` (first upper bound >= x).
+fn bucket_of(bounds: &[f64], x: f64) -> usize {
+    bounds
+        .iter()
+        .position(|&b| x <= b + 1e-12)
+        .unwrap_or(bounds.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_sees_what_the_summary_reports() {
+    require_cassandra();
+    let prom = prometheus_addr();
+    let _serial = serial().await;
+    let ks = keyspace("prom");
+    let spec = spec_file(
+        "prom",
+        &testtable_spec(
+            &ks,
+            "model = \"chains\"\nchains = 32\nrate = 2000.0\nduration = \"20s\"",
+        ),
+    );
+    let summary_path =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("prom-summary.json");
+    let mut d = Daemon::start(
+        &spec,
+        ADDR,
+        &[
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+            "--linger",
+            "4s",
+        ],
+        &[],
+    );
+    d.wait_ready();
+    let t0 = unix_now();
+
+    // promtool check metrics on a live scrape, mid-run.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (code, scrape) = get(ADDR, "/metrics");
+    assert_eq!(code, 200);
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed by scripts/test");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::time::Instant::now();
+    let (_, _) = get(ADDR, "/metrics");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "a scrape answers in under 50 ms"
+    );
+
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let achieved = summary["total"]["ops_per_second"].as_f64().unwrap();
+    let inst = format!("instance=\"{ADDR}\"");
+
+    // The rate over 10 s in the steady middle of the run.
+    let rate = promql_value(
+        &prom,
+        &format!("sum(rate(cqlpulse_requests_total{{{inst}}}[10s]))"),
+        t0 + 15.0,
+    )
+    .expect("rate has data");
+    assert!(
+        (rate - achieved).abs() / achieved < 0.10,
+        "Prometheus rate {rate:.1} vs summary {achieved:.1}"
+    );
+
+    // In flight never above the limit, over every scrape of the run.
+    let max_in_flight = promql_value(
+        &prom,
+        &format!("max_over_time(cqlpulse_in_flight_requests{{{inst}}}[19s])"),
+        t0 + 20.0,
+    )
+    .unwrap();
+    let min_limit = promql_value(
+        &prom,
+        &format!("min_over_time(cqlpulse_in_flight_limit{{{inst}}}[19s])"),
+        t0 + 20.0,
+    )
+    .unwrap();
+    assert_eq!(min_limit, 32.0);
+    assert!(
+        max_in_flight <= min_limit,
+        "in flight {max_in_flight} above limit {min_limit}"
+    );
+    assert!(max_in_flight >= 1.0);
+
+    // p99 from the buckets within one bucket of the summary's HDR p99.
+    let end = t0 + 22.0;
+    let q = format!(
+        "histogram_quantile(0.99, sum by (le) (increase(cqlpulse_request_duration_seconds_bucket{{{inst}}}[21s])))"
+    );
+    let prom_p99 = promql_value(&prom, &q, end).expect("p99 has data");
+    let summary_p99 = summary["total"]["service_time"]["p99_ms"].as_f64().unwrap() / 1e3;
+    let loaded = Loaded::load(spec.clone(), vec![]).unwrap();
+    let bounds = &loaded.plan.metrics.buckets;
+    let (a, b) = (bucket_of(bounds, prom_p99), bucket_of(bounds, summary_p99));
+    assert!(
+        a.abs_diff(b) <= 1,
+        "Prometheus p99 {prom_p99} s (bucket {a}) vs summary {summary_p99} s (bucket {b})"
+    );
+    drop_keyspace(&session().await, &ks).await;
+}
+
+#[test]
+fn series_per_instance_stay_bounded_for_every_example() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let plan = Loaded::load(path.clone(), vec![]).unwrap().plan;
+        let cfg = AggregatorConfig {
+            workload: plan.name.clone(),
+            model: plan.load.model.name().into(),
+            op_names: plan.ops.iter().map(|o| o.name.clone()).collect(),
+            bounds: plan.metrics.buckets.clone().into(),
+            sigfig: 3,
+            publish_every: Duration::from_secs(1),
+            status_every: Duration::ZERO,
+            hdr_log: None,
+        };
+        let gauges = Gauges {
+            phase: Phase::Running,
+            paused: false,
+            target_rate: 0.0,
+            in_flight_limit: 1,
+            reloads_applied: 0,
+            reloads_rejected: 0,
+        };
+        let (_agg, snapshots) =
+            Aggregator::new(cfg, Box::new(move || (gauges, ClusterGauges::default())));
+        let info = cqlpulse::metrics::RunInfo {
+            workload: plan.name.clone(),
+            model: "m".into(),
+            shard: 0,
+            shard_count: 1,
+            version: "0",
+            start_time: 0.0,
+        };
+        let mut out = String::new();
+        cqlpulse::metrics::render(&snapshots.borrow(), &info, &mut out);
+        let series = out
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count();
+        // Per op: 2 outcomes, 11 error kinds, 2 histograms of 23 series, 3 counters.
+        let bound = 70 + 80 * plan.ops.len();
+        assert!(
+            series <= bound && series <= 400,
+            "{}: {series} series (bound {bound})",
+            path.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_and_rejections_are_counted_under_their_kind() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("kinds");
+    let spec = spec_file(
+        "kinds",
+        &format!(
+            r#"
+name = "kinds"
+[schema]
+keyspace = "{ks}"
+mode = "recreate"
+statements = ["CREATE TABLE IF NOT EXISTS t (k text PRIMARY KEY, v int)"]
+[data.huge]
+kind = "text"
+size = 70000
+[data.n]
+kind = "uniform"
+min = 0
+max = 9
+[[ops]]
+name = "slow"
+cql = "SELECT * FROM system_schema.columns"
+timeout = "1us"
+[[ops]]
+name = "rejected"
+cql = "INSERT INTO t (k, v) VALUES (?, ?)"
+args = ["huge", "n"]
+[load]
+model = "chains"
+chains = 4
+ops = 200
+"#
+        ),
+    );
+    let mut d = Daemon::start(&spec, "127.0.0.1:19465", &["--linger", "10s"], &[]);
+    // The run ends by itself; its final numbers stay on /metrics while it lingers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let (_, m) = get(&d.addr, "/metrics");
+        let done = m
+            .lines()
+            .any(|l| l.starts_with("cqlpulse_ops_issued_total 200"));
+        let status = d.status();
+        if done && status["phase"] == "done" {
+            break get(&d.addr, "/metrics").1;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run did not finish: {}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let value = |line: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or_else(|| panic!("no {line}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let slow = value("cqlpulse_request_errors_total{op=\"slow\",kind=\"client_timeout\"}");
+    let slow_ok = value("cqlpulse_requests_total{op=\"slow\",outcome=\"ok\"}");
+    let rejected = value("cqlpulse_request_errors_total{op=\"rejected\",kind=\"invalid\"}");
+    let rejected_ok = value("cqlpulse_requests_total{op=\"rejected\",outcome=\"ok\"}");
+    assert!(
+        slow > 0.0 && slow >= 4.0 * slow_ok,
+        "client timeouts: {slow} (ok {slow_ok})"
+    );
+    assert!(
+        rejected > 0.0 && rejected_ok == 0.0,
+        "rejected as invalid: {rejected} (ok {rejected_ok})"
+    );
+    assert_eq!(slow + slow_ok + rejected + rejected_ok, 200.0);
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(20)), Some(0));
+    drop_keyspace(&session().await, &ks).await;
+}
