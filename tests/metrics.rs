@@ -170,7 +170,8 @@ fn series_per_instance_stay_bounded_for_every_example() {
             start_time: 0.0,
         };
         let mut out = String::new();
-        cqlpulse::metrics::render(&snapshots.borrow(), &info, &mut out);
+        let s = snapshots.borrow().clone();
+        cqlpulse::metrics::render(&s, &s.gauges, &info, &mut out);
         let series = out
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())

@@ -59,7 +59,10 @@ async fn an_open_loop_rate_is_achieved_within_five_percent() {
         summary.table()
     );
     assert!(summary.schedule_lag.is_some() && summary.total.response_time.is_some());
-    assert_eq!(summary.dropped, 0);
+    // At most one op per lane can be due and not yet sent when the duration ends (it is
+    // counted as dropped while draining); with queueing, nothing else is dropped.
+    assert!(summary.dropped <= 2, "{}", summary.table());
+    assert_eq!(summary.scheduled, summary.sent + summary.dropped);
     drop_keyspace(&session().await, &ks).await;
 }
 

@@ -225,7 +225,7 @@ where
         op_names: plan.ops.iter().map(|o| o.name.clone()).collect(),
         bounds: plan.metrics.buckets.clone().into(),
         sigfig: plan.metrics.hdr_significant_digits,
-        publish_every: Duration::from_secs(1),
+        publish_every: Duration::from_millis(500),
         status_every: opts.status_every,
         hdr_log,
     };

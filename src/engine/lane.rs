@@ -26,8 +26,9 @@ use crate::stats::{LaneReport, LaneStats, Report, Sample};
 /// this long after its intended time.
 pub const DROP_AFTER: Duration = Duration::from_millis(10);
 
-/// How often a lane hands its statistics to the aggregator.
-pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often a lane hands its statistics to the aggregator: often enough that `/status`
+/// follows a rate change within a second or two.
+pub const REPORT_EVERY: Duration = Duration::from_millis(200);
 
 /// What every lane of a run shares.
 pub struct LaneShared<E> {
@@ -137,8 +138,9 @@ impl<E: Executor> Lane<'_, E> {
 
         loop {
             if rx.has_changed().unwrap_or(false) {
-                self.settings = rx.borrow_and_update().clone();
-                self.capacity = self.capacity_for(&self.settings);
+                self.refresh(rx);
+                // A claimed op keeps its number but is due by the new schedule.
+                pending = pending.map(|(k, _)| (k, self.settings.schedule.due(k)));
             }
             if shared.stop.is_cancelled() {
                 break;
@@ -183,7 +185,11 @@ impl<E: Executor> Lane<'_, E> {
             tokio::select! {
                 Some(sample) = in_flight.next(), if in_flight.len() > 0 => self.record(&sample),
                 _ = sleep_until_opt(wake), if wake.is_some() => {}
-                _ = rx.changed() => {}
+                // `changed` marks the value seen, so the check at the top would miss it.
+                Ok(()) = rx.changed() => {
+                    self.refresh(rx);
+                    pending = pending.map(|(k, _)| (k, self.settings.schedule.due(k)));
+                }
                 _ = report.tick() => self.report(in_flight.len(), false),
                 _ = shared.stop.cancelled() => {}
             }
@@ -204,6 +210,11 @@ impl<E: Executor> Lane<'_, E> {
             }
         }
         self.report(in_flight.len(), true);
+    }
+
+    fn refresh(&mut self, rx: &mut watch::Receiver<Settings>) {
+        self.settings = rx.borrow_and_update().clone();
+        self.capacity = self.capacity_for(&self.settings);
     }
 
     /// Whether the model lets this lane send another request now.

@@ -51,7 +51,13 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {
     if body.is_empty() {
         return Err("a JSON body is required".into());
     }
-    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    // serde would also take `[10]` for `{"rate": 10}`; only an object is a valid body.
+    if !value.is_object() {
+        return Err("invalid JSON body: expected an object such as {\"rate\": 1000}".into());
+    }
+    serde_json::from_value(value).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
 fn applied(app: &App) -> Response {

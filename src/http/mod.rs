@@ -74,8 +74,9 @@ pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToke
 
 async fn metrics_route(State(app): State<App>) -> Response {
     let snapshot = app.handle.snapshots.borrow().clone();
+    let (gauges, _) = app.handle.shared.gauges();
     let mut body = String::with_capacity(32 * 1024);
-    metrics::render(&snapshot, &app.info, &mut body);
+    metrics::render(&snapshot, &gauges, &app.info, &mut body);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
@@ -102,6 +103,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
     let s = app.handle.snapshots.borrow().clone();
     let plan = shared.plan();
     let settings = shared.control.settings();
+    let (gauges, _) = shared.gauges();
     let errors_by_kind: serde_json::Map<String, serde_json::Value> = crate::cql::ErrorKind::ALL
         .iter()
         .map(|k| {
@@ -122,7 +124,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "shard_count": plan.shard.count,
         "uptime_seconds": shared.started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
         "elapsed_seconds": s.elapsed.as_secs_f64(),
-        "target_rate": shared.control.target_rate(),
+        "target_rate": gauges.target_rate,
         "achieved_rate": s.achieved_rate,
         "in_flight": s.in_flight,
         "in_flight_limit": settings.in_flight_limit(shared.control.model()),
@@ -134,7 +136,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "errors": s.errors(),
         "errors_by_kind": errors_by_kind,
         "dropped": s.dropped_backlog + s.dropped_draining,
-        "reloads": {"applied": s.gauges.reloads_applied, "rejected": s.gauges.reloads_rejected},
+        "reloads": {"applied": gauges.reloads_applied, "rejected": gauges.reloads_rejected},
         "spec_digest": plan.digest,
     })
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::cql::ErrorKind;
 use crate::process::{self, Process};
-use crate::stats::{Buckets, Snapshot};
+use crate::stats::{Buckets, Gauges, Snapshot};
 
 /// Constant facts about the run, for `cqlpulse_run_info` and `cqlpulse_build_info`.
 #[derive(Debug, Clone)]
@@ -73,8 +73,9 @@ fn number(x: f64) -> String {
     }
 }
 
-/// Renders everything a scrape returns.
-pub fn render(s: &Snapshot, info: &RunInfo, out: &mut String) {
+/// Renders everything a scrape returns. `gauges` are read at scrape time, so a control change
+/// shows at once rather than with the next snapshot.
+pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
     let mut o = Out { s: out };
     let bounds = &s.bounds;
 
@@ -152,7 +153,7 @@ pub fn render(s: &Snapshot, info: &RunInfo, out: &mut String) {
     o.sample(
         "cqlpulse_in_flight_limit",
         &[],
-        s.gauges.in_flight_limit as f64,
+        gauges.in_flight_limit as f64,
     );
     o.head(
         "cqlpulse_in_flight_peak_requests",
@@ -169,12 +170,12 @@ pub fn render(s: &Snapshot, info: &RunInfo, out: &mut String) {
         "gauge",
         "Operations per second the schedule asks for (0 = unthrottled or paused).",
     );
-    o.sample("cqlpulse_target_rate", &[], s.gauges.target_rate);
+    o.sample("cqlpulse_target_rate", &[], gauges.target_rate);
     o.head("cqlpulse_paused", "gauge", "1 while the load is paused.");
     o.sample(
         "cqlpulse_paused",
         &[],
-        if s.gauges.paused { 1.0 } else { 0.0 },
+        if gauges.paused { 1.0 } else { 0.0 },
     );
     o.head("cqlpulse_ops_issued_total", "counter", "Requests sent.");
     o.sample("cqlpulse_ops_issued_total", &[], s.issued as f64);
@@ -243,12 +244,12 @@ pub fn render(s: &Snapshot, info: &RunInfo, out: &mut String) {
     o.sample(
         "cqlpulse_config_reloads_total",
         &[("result", "applied")],
-        s.gauges.reloads_applied as f64,
+        gauges.reloads_applied as f64,
     );
     o.sample(
         "cqlpulse_config_reloads_total",
         &[("result", "rejected")],
-        s.gauges.reloads_rejected as f64,
+        gauges.reloads_rejected as f64,
     );
     o.head(
         "cqlpulse_up",
@@ -258,7 +259,7 @@ pub fn render(s: &Snapshot, info: &RunInfo, out: &mut String) {
     o.sample(
         "cqlpulse_up",
         &[],
-        if s.gauges.phase == crate::stats::Phase::Running {
+        if gauges.phase == crate::stats::Phase::Running {
             1.0
         } else {
             0.0

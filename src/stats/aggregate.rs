@@ -17,6 +17,10 @@ use super::snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapsho
 use super::summary::{Measured, Summary};
 use crate::cql::ErrorKind;
 
+/// The achieved rate is averaged over about this long: short enough to follow a rate change
+/// within two seconds, long enough to smooth lane reports arriving at their own times.
+const ACHIEVED_WINDOW: Duration = Duration::from_millis(1500);
+
 /// What reaches the aggregator.
 #[derive(Debug)]
 pub enum Report {
@@ -199,9 +203,7 @@ impl Aggregator {
         let (gauges, cluster) = (self.gauges)();
         let completed: u64 = self.ops.iter().map(|o| o.ok + o.errors_total()).sum();
         self.history.push_back((now, completed));
-        while self.history.len() > 2
-            && now.duration_since(self.history[0].0) > Duration::from_secs(5)
-        {
+        while self.history.len() > 2 && now.duration_since(self.history[0].0) > ACHIEVED_WINDOW {
             self.history.pop_front();
         }
         let achieved_rate = match (self.history.front(), self.history.back()) {

@@ -62,7 +62,8 @@ fn info() -> RunInfo {
 #[test]
 fn the_catalogue_is_rendered_with_help_type_and_labels() {
     let mut out = String::new();
-    render(&snapshot(), &info(), &mut out);
+    let s = snapshot();
+    render(&s, &s.gauges, &info(), &mut out);
     for line in [
         "cqlpulse_requests_total{op=\"insert\",outcome=\"ok\"} 8",
         "cqlpulse_requests_total{op=\"insert\",outcome=\"error\"} 2",
