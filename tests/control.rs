@@ -35,6 +35,16 @@ fn until(
     }
 }
 
+/// Method, path, body, headers, expected status, words of the expected JSON error.
+type BadRequest<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+);
+
 fn auth() -> [(&'static str, &'static str); 1] {
     [("Authorization", "Bearer test-token-0123")]
 }
@@ -105,7 +115,7 @@ async fn rate_concurrency_and_pause_change_a_running_load_and_bad_requests_chang
 
     // Bad requests: each refused with its status and a JSON error, none changes anything.
     let before = d.status();
-    let bad: &[(&str, &str, Option<&str>, &[(&str, &str)], u16, &str)] = &[
+    let bad: &[BadRequest] = &[
         (
             "PUT",
             "/control/rate",
