@@ -23,7 +23,7 @@ pub struct Cli {
         long,
         global = true,
         env = "CQLPULSE_LOG",
-        default_value = "info,scylla=warn,scylla::network::connection=error"
+        default_value = "info,scylla=warn,scylla::network::connection=error,scylla::cluster::metadata::cc_establisher=off"
     )]
     pub log: String,
     /// Log format: text on a terminal and JSON otherwise, unless set.
