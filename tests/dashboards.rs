@@ -1,0 +1,36 @@
+//! Every query of the shipped Grafana dashboard returns data from a real Prometheus that
+//! scraped a real run against the real node (the queries are evaluated by
+//! `scripts/check-dashboard-data`; its allow-list names the panels allowed to be empty).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_returns_data_from_a_live_run() {
+    require_cassandra();
+    let prom = prometheus_addr();
+    let _serial = serial().await;
+    let ks = keyspace("dash");
+    // Reads and writes at a rate, so that response time and schedule lag have data too.
+    let spec = testtable_spec(&ks, "model = \"chains\"\nchains = 16\nrate = 800.0")
+        + "[[ops]]\nname = \"read\"\ncql = \"SELECT * FROM testtable WHERE thekey = ?\"\nargs = [\"key\"]\nweight = 1.0\n";
+    let mut d = Daemon::start(&spec_file("dash", &spec), "127.0.0.1:19464", &[], &[]);
+    d.wait_ready();
+    std::thread::sleep(Duration::from_secs(20));
+    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-dashboard-data"))
+        .arg(format!("http://{prom}"))
+        .args(["--window", "15s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "dashboard queries without data (see above)");
+    let last = text.lines().rev().find(|l| l.starts_with("dashboard-data:")).unwrap();
+    assert!(last.ends_with(" 0 failed") && !last.contains(": 0 passed"), "{last}");
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(15)), Some(0));
+    drop_keyspace(&session().await, &ks).await;
+}
