@@ -27,6 +27,8 @@ pub struct Row {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub client_cpu_us_per_op: f64,
+    /// Peak resident memory of the process by the end of this model's run.
+    pub peak_rss_mib: f64,
 }
 
 pub struct CompareOptions {
@@ -117,6 +119,7 @@ pub async fn compare(
             p999_ms: p(|p| p.p999_ms),
             max_ms: p(|p| p.max_ms),
             client_cpu_us_per_op: summary.client_cpu_us_per_op,
+            peak_rss_mib: summary.peak_rss_bytes as f64 / (1024.0 * 1024.0),
         });
     }
     Ok(rows)

@@ -20,16 +20,29 @@ async fn every_dashboard_query_returns_data_from_a_live_run() {
     let mut d = Daemon::start(&spec_file("dash", &spec), "127.0.0.1:19464", &[], &[]);
     d.wait_ready();
     std::thread::sleep(Duration::from_secs(20));
-    let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-dashboard-data"))
-        .arg(format!("http://{prom}"))
-        .args(["--window", "15s"])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/check-dashboard-data"
+    ))
+    .arg(format!("http://{prom}"))
+    .args(["--window", "15s"])
+    .output()
+    .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "dashboard queries without data (see above)");
-    let last = text.lines().rev().find(|l| l.starts_with("dashboard-data:")).unwrap();
-    assert!(last.ends_with(" 0 failed") && !last.contains(": 0 passed"), "{last}");
+    assert!(
+        out.status.success(),
+        "dashboard queries without data (see above)"
+    );
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("dashboard-data:"))
+        .unwrap();
+    assert!(
+        last.ends_with(" 0 failed") && !last.contains(": 0 passed"),
+        "{last}"
+    );
     d.signal("TERM");
     assert_eq!(d.wait(Duration::from_secs(15)), Some(0));
     drop_keyspace(&session().await, &ks).await;

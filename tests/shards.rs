@@ -39,33 +39,57 @@ async fn three_shards_populate_exactly_the_keys_once() {
     let mut daemons: Vec<Daemon> = (0..3)
         .map(|i| {
             let idx = i.to_string();
-            let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("shard-{i}.json"));
+            let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("shard-{i}.json"));
             Daemon::start(
                 &spec,
                 PORTS[i],
-                &["--shard-index", &idx, "--shard-count", "3", "--set", &format!("shard.start_at=\"{at}\""), "--summary-json", json.to_str().unwrap()],
+                &[
+                    "--shard-index",
+                    &idx,
+                    "--shard-count",
+                    "3",
+                    "--set",
+                    &format!("shard.start_at=\"{at}\""),
+                    "--summary-json",
+                    json.to_str().unwrap(),
+                ],
                 &[],
             )
         })
         .collect();
     let mut sent = 0;
     for (i, d) in daemons.iter_mut().enumerate() {
-        assert_eq!(d.wait(Duration::from_secs(120)), Some(0), "shard {i}: {}", d.log());
-        let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("shard-{i}.json"));
-        let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        assert_eq!(
+            d.wait(Duration::from_secs(120)),
+            Some(0),
+            "shard {i}: {}",
+            d.log()
+        );
+        let json =
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("shard-{i}.json"));
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
         assert_eq!(s["failed"], 0);
         sent += s["ok"].as_u64().unwrap();
     }
     assert_eq!(sent, n, "the shares add up to the op count");
     let session = session().await;
-    assert_eq!(count(&session, &format!("{ks}.testtable")).await, n as i64, "every key written once: no overlap, no gap");
+    assert_eq!(
+        count(&session, &format!("{ks}.testtable")).await,
+        n as i64,
+        "every key written once: no overlap, no gap"
+    );
     // Shard i owns a contiguous range: its first and last keys are there, one past is not.
     let exists = |key: u64| {
         let session = &session;
         let ks = &ks;
         async move {
             let r = session
-                .query_unpaged(format!("SELECT thekey FROM {ks}.testtable WHERE thekey = '{key}'"), ())
+                .query_unpaged(
+                    format!("SELECT thekey FROM {ks}.testtable WHERE thekey = '{key}'"),
+                    (),
+                )
                 .await
                 .unwrap()
                 .into_rows_result()
@@ -88,24 +112,63 @@ async fn three_shards_add_up_to_the_total_rate_in_prometheus() {
     let ks = keyspace("shards_rate");
     create_table(&ks).await;
     let total = 3000.0;
-    let spec = sharded_spec(&ks, &format!("model = \"chains\"\nchains = 16\nrate = {total:?}\nduration = \"20s\""));
+    let spec = sharded_spec(
+        &ks,
+        &format!("model = \"chains\"\nchains = 16\nrate = {total:?}\nduration = \"20s\""),
+    );
     let at = start_at(4);
     let mut daemons: Vec<Daemon> = (0..3)
         .map(|i| {
-            Daemon::start(&spec, PORTS[i], &["--set", &format!("shard.index={i}"), "--set", "shard.count=3", "--set", &format!("shard.start_at=\"{at}\""), "--linger", "3s"], &[])
+            Daemon::start(
+                &spec,
+                PORTS[i],
+                &[
+                    "--set",
+                    &format!("shard.index={i}"),
+                    "--set",
+                    "shard.count=3",
+                    "--set",
+                    &format!("shard.start_at=\"{at}\""),
+                    "--linger",
+                    "3s",
+                ],
+                &[],
+            )
         })
         .collect();
-    let t0 = humantime::parse_rfc3339_weak(&at).unwrap().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
+    let t0 = humantime::parse_rfc3339_weak(&at)
+        .unwrap()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     for (i, d) in daemons.iter_mut().enumerate() {
-        assert_eq!(d.wait(Duration::from_secs(90)), Some(0), "shard {i}: {}", d.log());
+        assert_eq!(
+            d.wait(Duration::from_secs(90)),
+            Some(0),
+            "shard {i}: {}",
+            d.log()
+        );
     }
     let job = "job=\"cqlpulse\"";
     let mid = t0 + 14.0;
-    let achieved = promql_value(&prom, &format!("sum(rate(cqlpulse_requests_total{{{job}}}[10s]))"), mid).expect("rates scraped");
-    assert!((achieved - total).abs() / total < 0.05, "sum of shard rates {achieved:.1} vs {total}");
+    let achieved = promql_value(
+        &prom,
+        &format!("sum(rate(cqlpulse_requests_total{{{job}}}[10s]))"),
+        mid,
+    )
+    .expect("rates scraped");
+    assert!(
+        (achieved - total).abs() / total < 0.05,
+        "sum of shard rates {achieved:.1} vs {total}"
+    );
     let target = promql_value(&prom, &format!("sum(cqlpulse_target_rate{{{job}}})"), mid).unwrap();
     assert!((target - total).abs() < 1e-6, "sum of targets {target}");
-    let shards = promql_value(&prom, &format!("count(cqlpulse_run_info{{{job},shard_count=\"3\"}})"), mid).unwrap();
+    let shards = promql_value(
+        &prom,
+        &format!("count(cqlpulse_run_info{{{job},shard_count=\"3\"}})"),
+        mid,
+    )
+    .unwrap();
     assert_eq!(shards, 3.0);
     drop_keyspace(&session().await, &ks).await;
 }
