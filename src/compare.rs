@@ -126,63 +126,59 @@ pub async fn compare(
 }
 
 pub fn render(rows: &[Row], format: Format) -> String {
+    if let Format::Json = format {
+        return serde_json::to_string_pretty(rows).unwrap_or_default() + "\n";
+    }
+    let header = [
+        "model",
+        "knob",
+        "ops",
+        "errors",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "CPU us/op",
+    ];
+    let cells = |r: &Row| {
+        [
+            r.model.clone(),
+            r.knob.clone(),
+            r.ops.to_string(),
+            r.errors.to_string(),
+            format!("{:.1}", r.ops_per_second),
+            format!("{:.2}", r.p50_ms),
+            format!("{:.2}", r.p99_ms),
+            format!("{:.2}", r.p999_ms),
+            format!("{:.2}", r.max_ms),
+            format!("{:.2}", r.client_cpu_us_per_op),
+        ]
+    };
     let mut out = String::new();
-    match format {
-        Format::Json => out = serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
-        Format::Table => {
-            let _ = writeln!(
-                out,
-                "{:<10} {:<18} {:>9} {:>7} {:>11} {:>8} {:>8} {:>9} {:>8} {:>10}",
-                "model",
-                "knob",
-                "ops",
-                "errors",
-                "ops/s",
-                "p50 ms",
-                "p99 ms",
-                "p99.9 ms",
-                "max ms",
-                "CPU us/op"
-            );
-            for r in rows {
-                let _ = writeln!(
-                    out,
-                    "{:<10} {:<18} {:>9} {:>7} {:>11.1} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>10.2}",
-                    r.model,
-                    r.knob,
-                    r.ops,
-                    r.errors,
-                    r.ops_per_second,
-                    r.p50_ms,
-                    r.p99_ms,
-                    r.p999_ms,
-                    r.max_ms,
-                    r.client_cpu_us_per_op
-                );
-            }
+    if let Format::Markdown = format {
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let _ = writeln!(out, "|---|---|{}", "---:|".repeat(header.len() - 2));
+        for r in rows {
+            let _ = writeln!(out, "| {} |", cells(r).join(" | "));
         }
-        Format::Markdown => {
-            let _ = writeln!(
-                out,
-                "| model | knob | ops | errors | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | client CPU us/op |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-            );
-            for r in rows {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                    r.model,
-                    r.knob,
-                    r.ops,
-                    r.errors,
-                    r.ops_per_second,
-                    r.p50_ms,
-                    r.p99_ms,
-                    r.p999_ms,
-                    r.max_ms,
-                    r.client_cpu_us_per_op
-                );
-            }
+        return out;
+    }
+    let widths = [10, 18, 9, 7, 11, 8, 8, 9, 8, 10];
+    let line = |out: &mut String, cells: &[String]| {
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            let _ = if i < 2 {
+                write!(out, "{c:<w$} ")
+            } else {
+                write!(out, "{c:>w$} ")
+            };
         }
+        out.pop();
+        out.push('\n');
+    };
+    line(&mut out, &header.map(str::to_string));
+    for r in rows {
+        line(&mut out, &cells(r));
     }
     out
 }

@@ -170,3 +170,52 @@ ops = 8000
     );
     drop_keyspace(&session().await, &ks).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_runs_each_model_on_a_fresh_keyspace_and_prints_the_table() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("compare");
+    let spec = spec_file(
+        "compare",
+        &testtable_spec(&ks, "model = \"chains\"\nops = 100"),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cqlpulse"))
+        .arg("compare")
+        .arg(&spec)
+        .args([
+            "--models",
+            "sync,pipeline,chains",
+            "--ops",
+            "1500",
+            "--concurrency",
+            "20",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let models: Vec<&str> = rows.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["sync", "pipeline", "chains"]);
+    for r in &rows {
+        assert_eq!(r["ops"], 1500, "{r}");
+        assert_eq!(r["errors"], 0);
+        assert!(
+            r["ops_per_second"].as_f64().unwrap() > 0.0
+                && r["client_cpu_us_per_op"].as_f64().unwrap() > 0.0
+        );
+    }
+    assert_eq!(rows[1]["knob"], "window=20");
+    // Recreated before each model: the table holds the last model's rows only.
+    assert_eq!(
+        count(&session().await, &format!("{ks}.testtable")).await,
+        1500
+    );
+    drop_keyspace(&session().await, &ks).await;
+}

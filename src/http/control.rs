@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{App, status_json};
+use crate::engine::{Control, Refused};
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
@@ -87,17 +88,9 @@ struct RateBody {
 }
 
 pub async fn rate(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = authorize(&app, &headers) {
-        return refused;
-    }
-    let body: RateBody = match parse(&body) {
-        Ok(b) => b,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
-    match app.handle.shared.control.set_rate(body.rate) {
-        Ok(()) => applied(&app),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
-    }
+    apply(&app, &headers, &body, |control, b: RateBody| {
+        control.set_rate(b.rate)
+    })
 }
 
 #[derive(Deserialize)]
@@ -107,15 +100,27 @@ struct ConcurrencyBody {
 }
 
 pub async fn concurrency(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = authorize(&app, &headers) {
+    apply(&app, &headers, &body, |control, b: ConcurrencyBody| {
+        control.set_concurrency(b.concurrency)
+    })
+}
+
+/// Authorises, parses the body as `T` and applies it: 200 with the new status, or the error.
+fn apply<T: DeserializeOwned>(
+    app: &App,
+    headers: &HeaderMap,
+    body: &Bytes,
+    change: impl FnOnce(&Control, T) -> Result<(), Refused>,
+) -> Response {
+    if let Some(refused) = authorize(app, headers) {
         return refused;
     }
-    let body: ConcurrencyBody = match parse(&body) {
+    let body: T = match parse(body) {
         Ok(b) => b,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    match app.handle.shared.control.set_concurrency(body.concurrency) {
-        Ok(()) => applied(&app),
+    match change(&app.handle.shared.control, body) {
+        Ok(()) => applied(app),
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

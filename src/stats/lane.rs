@@ -47,7 +47,7 @@ pub struct OpStats {
 }
 
 impl OpStats {
-    fn new(sigfig: u8) -> OpStats {
+    pub fn new(sigfig: u8) -> OpStats {
         OpStats {
             service: histogram(sigfig),
             response: histogram(sigfig),
@@ -61,6 +61,19 @@ impl OpStats {
 
     pub fn error_count(&self) -> u64 {
         self.errors.iter().sum()
+    }
+
+    /// Adds `other` into `self` (histograms of equal bounds: adding cannot fail).
+    pub fn add(&mut self, other: &OpStats) {
+        let _ = self.service.add(&other.service);
+        let _ = self.response.add(&other.response);
+        self.ok += other.ok;
+        for (total, n) in self.errors.iter_mut().zip(other.errors) {
+            *total += n;
+        }
+        self.rows += other.rows;
+        self.bytes += other.bytes;
+        self.retries += other.retries;
     }
 }
 

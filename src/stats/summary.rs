@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::lane::{LaneStats, histogram};
+use super::lane::{LaneStats, OpStats, histogram};
 use super::snapshot::Snapshot;
 use crate::cql::ErrorKind;
 
@@ -17,18 +17,9 @@ pub struct Measured {
     to: Option<Instant>,
     /// Process CPU seconds when the run started issuing, and when it ended.
     cpu: (f64, f64),
-    ops: Vec<MeasuredOp>,
+    sigfig: u8,
+    ops: Vec<OpStats>,
     lag: Histogram<u64>,
-}
-
-struct MeasuredOp {
-    service: Histogram<u64>,
-    response: Histogram<u64>,
-    ok: u64,
-    errors: [u64; ErrorKind::COUNT],
-    rows: u64,
-    bytes: u64,
-    retries: u64,
 }
 
 impl Measured {
@@ -37,17 +28,8 @@ impl Measured {
             from: None,
             to: None,
             cpu: (0.0, 0.0),
-            ops: (0..ops)
-                .map(|_| MeasuredOp {
-                    service: histogram(sigfig),
-                    response: histogram(sigfig),
-                    ok: 0,
-                    errors: [0; ErrorKind::COUNT],
-                    rows: 0,
-                    bytes: 0,
-                    retries: 0,
-                })
-                .collect(),
+            sigfig,
+            ops: (0..ops).map(|_| OpStats::new(sigfig)).collect(),
             lag: histogram(sigfig),
         }
     }
@@ -65,16 +47,9 @@ impl Measured {
     pub fn add(&mut self, s: &LaneStats) {
         let _ = self.lag.add(&s.lag);
         for (m, op) in self.ops.iter_mut().zip(&s.ops) {
-            let Some(op) = op else { continue };
-            let _ = m.service.add(&op.service);
-            let _ = m.response.add(&op.response);
-            m.ok += op.ok;
-            for (t, n) in m.errors.iter_mut().zip(op.errors) {
-                *t += n;
+            if let Some(op) = op {
+                m.add(op);
             }
-            m.rows += op.rows;
-            m.bytes += op.bytes;
-            m.retries += op.retries;
         }
     }
 }
@@ -167,8 +142,8 @@ impl Summary {
             _ => 0.0,
         };
         let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-        let summarize = |name: &str, op: &MeasuredOp| {
-            let errors: u64 = op.errors.iter().sum();
+        let summarize = |name: &str, op: &OpStats| {
+            let errors = op.error_count();
             OpSummary {
                 name: name.to_string(),
                 count: op.ok + errors,
@@ -192,17 +167,9 @@ impl Summary {
             .zip(&m.ops)
             .map(|(n, op)| summarize(n, op))
             .collect();
-        let mut all = Measured::new(1, 3).ops.remove(0);
+        let mut all = OpStats::new(m.sigfig);
         for op in &m.ops {
-            let _ = all.service.add(&op.service);
-            let _ = all.response.add(&op.response);
-            all.ok += op.ok;
-            for (t, n) in all.errors.iter_mut().zip(op.errors) {
-                *t += n;
-            }
-            all.rows += op.rows;
-            all.bytes += op.bytes;
-            all.retries += op.retries;
+            all.add(op);
         }
         let ok: u64 = last.ops.iter().map(|o| o.ok).sum();
         let failed = last.errors();
