@@ -163,7 +163,7 @@ async fn rate_concurrency_and_pause_change_a_running_load_and_bad_requests_chang
             Some(r#"{"rate": -5}"#),
             &auth(),
             400,
-            "rate: must be a non-negative number",
+            "rate: must be 0 (unthrottled) or between 0.01 and 1e8",
         ),
         (
             "PUT",

@@ -142,10 +142,12 @@ impl Control {
 
     /// Sets a constant rate from now on (0 = unthrottled); stages no longer apply.
     pub fn set_rate(&self, rate: f64) -> Result<(), Refused> {
-        if !(rate >= 0.0 && rate.is_finite()) {
+        if !(rate == 0.0 || crate::plan::RATE_RANGE.contains(&rate)) {
             return Err(Refused {
                 field: "rate",
-                message: format!("must be a non-negative number of ops/s, not {rate}"),
+                message: format!(
+                    "must be 0 (unthrottled) or between 0.01 and 1e8 ops/s, not {rate}"
+                ),
             });
         }
         if rate == 0.0 && self.load.on_backlog == crate::spec::OnBacklog::Drop {

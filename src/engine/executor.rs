@@ -32,10 +32,10 @@ impl Executor for CqlExecutor {
         match &prepared.batch {
             None => {
                 let row = BoundRow::new(plan, op_plan, index);
-                let result = self
-                    .session
-                    .execute_unpaged(&prepared.statement, &row)
-                    .await;
+                // Boxed: the driver's future is large, and unboxed it is copied into every
+                // in-flight slot (A/B measured in BENCHMARKS.md).
+                let result =
+                    Box::pin(self.session.execute_unpaged(&prepared.statement, &row)).await;
                 let bytes = row.bytes.load(Ordering::Relaxed) as u64;
                 let result = result.map_err(|e| classify(&e))?;
                 let rows = if op_plan.kind == OpKind::Read {
@@ -52,7 +52,7 @@ impl Executor for CqlExecutor {
                 let rows: Vec<BoundRow<'_>> = (0..size)
                     .map(|j| BoundRow::new(plan, op_plan, index * size + j))
                     .collect();
-                let result = self.session.batch(batch, &rows).await;
+                let result = Box::pin(self.session.batch(batch, &rows)).await;
                 let bytes: usize = rows.iter().map(|r| r.bytes.load(Ordering::Relaxed)).sum();
                 result.map_err(|e| classify(&e))?;
                 Ok((0, bytes as u64))

@@ -307,7 +307,11 @@ async fn request<E: Executor>(
                 if op_plan.idempotent && kind.is_retryable() && retries < plan.cluster.retries =>
             {
                 retries += 1;
-                tokio::time::sleep(plan.cluster.retry_backoff * (1 << (retries - 1).min(10))).await;
+                let backoff = plan
+                    .cluster
+                    .retry_backoff
+                    .saturating_mul(1 << (retries - 1).min(10));
+                tokio::time::sleep(backoff).await;
             }
             r => break r,
         }

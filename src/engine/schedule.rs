@@ -93,13 +93,13 @@ impl Schedule {
                 } else {
                     n / s.rate
                 };
-                return Some(t + Duration::from_secs_f64(offset.max(0.0)));
+                return Some(after(t, offset));
             }
             n -= ops;
             t += s.duration;
             previous = s.rate;
         }
-        Some(t + Duration::from_secs_f64(n / self.rate))
+        Some(after(t, n / self.rate))
     }
 
     /// The number of ops due strictly before `now`, counted from op 0 (for dropping late
@@ -129,6 +129,12 @@ impl Schedule {
         }
         self.first_op + (n + self.rate * elapsed).ceil() as u64
     }
+}
+
+/// `t` plus `secs`, saturating: a schedule far in the future must not overflow.
+fn after(t: Instant, secs: f64) -> Instant {
+    let d = Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(crate::spec::MAX_DURATION);
+    t.checked_add(d.min(crate::spec::MAX_DURATION)).unwrap_or(t)
 }
 
 #[cfg(test)]

@@ -461,10 +461,13 @@ fn load(l: &LoadSpec, shard: &ShardPlan, err: &Err) -> Result<LoadPlan, SpecErro
             ),
         ));
     }
-    if !(l.rate >= 0.0 && l.rate.is_finite()) {
+    if !(l.rate == 0.0 || RATE_RANGE.contains(&l.rate)) {
         return Err(err(
             "load.rate",
-            format!("must be a non-negative number of ops/s, not {}", l.rate),
+            format!(
+                "must be 0 (unthrottled) or between 0.01 and 1e8 ops/s, not {}",
+                l.rate
+            ),
         ));
     }
     if l.rate > 0.0 && !l.stages.is_empty() {
@@ -479,10 +482,10 @@ fn load(l: &LoadSpec, shard: &ShardPlan, err: &Err) -> Result<LoadPlan, SpecErro
                 "must be greater than zero".into(),
             ));
         }
-        if !(s.rate > 0.0 && s.rate.is_finite()) {
+        if !RATE_RANGE.contains(&s.rate) {
             return Err(err(
                 &format!("load.stages[{i}].rate"),
-                format!("must be a positive number of ops/s, not {}", s.rate),
+                format!("must be between 0.01 and 1e8 ops/s, not {}", s.rate),
             ));
         }
         stages.push(Stage {

@@ -133,6 +133,10 @@ impl From<ModelName> for Model {
     }
 }
 
+/// Rates outside this range (other than 0, unthrottled) are refused: below it an op would be
+/// due centuries from now, above it no client could keep up.
+pub const RATE_RANGE: std::ops::RangeInclusive<f64> = 0.01..=100_000_000.0;
+
 /// A piece of the rate schedule: `rate` for `duration`, reached by a linear ramp if `ramp`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stage {

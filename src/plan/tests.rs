@@ -55,6 +55,22 @@ fn the_base_spec_is_valid_and_defaults_apply() {
 fn malformed_specs_are_refused_with_field_and_reason() {
     let cases: Vec<(String, &str)> = vec![
         (
+            with("[load]\nrate = 1e-300"),
+            "load.rate: must be 0 (unthrottled) or between 0.01 and 1e8",
+        ),
+        (
+            with("[load]\nstages = [{ duration = \"1s\", rate = 1e300 }]"),
+            "load.stages[0].rate: must be between 0.01 and 1e8",
+        ),
+        (
+            with("[load]\nduration = \"100000y\""),
+            "load.duration: duration `100000y` is longer than 10 years",
+        ),
+        (
+            with("[cluster]\nretry_backoff = \"1000000d\""),
+            "cluster.retry_backoff: duration `1000000d` is longer",
+        ),
+        (
             with("[load]\nconcurency = 3"),
             "t.toml:14:1: load.concurency: unknown field `concurency`",
         ),
@@ -80,7 +96,7 @@ fn malformed_specs_are_refused_with_field_and_reason() {
         ),
         (
             with("[load]\nrate = -5.0"),
-            "load.rate: must be a non-negative number",
+            "load.rate: must be 0 (unthrottled) or between 0.01 and 1e8",
         ),
         (
             with("[load]\non_backlog = \"drop\""),

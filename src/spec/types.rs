@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// The longest duration a spec may give.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// A duration written as human-readable text, e.g. `"30s"`, `"1m"`, `"250ms"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
@@ -14,9 +17,15 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map(Dur)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e}")))
+        let parsed = humantime::parse_duration(text.trim())
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}`: {e}")))?;
+        // Far beyond any run, and keeps `start + duration` arithmetic from overflowing.
+        if parsed > MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "duration `{text}` is longer than 10 years"
+            )));
+        }
+        Ok(Dur(parsed))
     }
 }
 
