@@ -114,7 +114,7 @@ impl Generator {
                 hot_probability,
             } => {
                 // The whole i64 range has 2^64 values, one more than a u64 holds: take 2^64 - 1.
-                let span = (max.wrapping_sub(min) as u64).checked_add(1).unwrap_or(u64::MAX);
+                let span = (max.wrapping_sub(min) as u64).saturating_add(1);
                 let hot = ((span as f64 * hot_fraction).round() as u64).clamp(1, span);
                 Generator::Hotspot {
                     min,
@@ -185,7 +185,9 @@ impl Generator {
             Generator::Uniform { min, span } => {
                 Value::Int(min.wrapping_add(bounded(h, *span) as i64))
             }
-            Generator::Zipf { min, zipf } => Value::Int(min.wrapping_add(zipf.sample(h) as i64 - 1)),
+            Generator::Zipf { min, zipf } => {
+                Value::Int(min.wrapping_add(zipf.sample(h) as i64 - 1))
+            }
             Generator::Normal {
                 mean,
                 stddev,

@@ -182,12 +182,32 @@ fn uuids_are_version_4_and_timeuuids_version_1_in_op_order() {
 fn extreme_ranges_do_not_panic() {
     // Found by reading the code after fuzzing: the full i64 range overflowed the span.
     for spec in [
-        GenSpec::Hotspot { min: i64::MIN, max: i64::MAX, hot_fraction: 0.1, hot_probability: 0.9 },
-        GenSpec::Uniform { min: i64::MIN, max: i64::MAX },
-        GenSpec::Zipf { min: i64::MAX, count: u64::MAX, exponent: 1.0 },
+        GenSpec::Hotspot {
+            min: i64::MIN,
+            max: i64::MAX,
+            hot_fraction: 0.1,
+            hot_probability: 0.9,
+        },
+        GenSpec::Uniform {
+            min: i64::MIN,
+            max: i64::MAX,
+        },
+        GenSpec::Zipf {
+            min: i64::MAX,
+            count: u64::MAX,
+            exponent: 1.0,
+        },
         GenSpec::Sequence { start: i64::MAX },
-        GenSpec::Timestamp { start_ms: Some(i64::MAX), step_ms: i64::MAX },
-        GenSpec::Normal { mean: 1e300, stddev: 1e300, min: None, max: None },
+        GenSpec::Timestamp {
+            start_ms: Some(i64::MAX),
+            step_ms: i64::MAX,
+        },
+        GenSpec::Normal {
+            mean: 1e300,
+            stddev: 1e300,
+            min: None,
+            max: None,
+        },
     ] {
         let g = Generator::new(&spec, 0, 0);
         for i in [0, 1, u64::MAX] {

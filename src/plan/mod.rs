@@ -4,8 +4,10 @@
 //! Only a `Plan` reaches the engine.
 
 mod build;
+mod load;
 pub mod ops;
 mod shard;
+mod workload;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,208 @@
+//! The load part of the plan: the model and its knob, rate and stages, the end, and this
+//! shard's slice of it all.
+
+use std::time::Duration;
+
+use super::build::Err;
+use super::shard::{self, IndexMap, ShardEnv};
+use super::*;
+use crate::spec::{LoadSpec, OnBacklog, ShardIndex, Spec, SpecError};
+
+pub(super) fn shard_plan(
+    spec: &Spec,
+    shard_env: &ShardEnv,
+    err: &Err,
+) -> Result<ShardPlan, SpecError> {
+    let s = &spec.shard;
+    if s.count == 0 {
+        return Err(err("shard.count", "must be at least 1".into()));
+    }
+    let index = match &s.index {
+        ShardIndex::Index(i) => *i,
+        ShardIndex::Named(n) if n == "auto" => {
+            shard_env.ordinal().map_err(|m| err("shard.index", m))?
+        }
+        ShardIndex::Named(n) => {
+            return Err(err(
+                "shard.index",
+                format!("`{n}` is neither a number nor \"auto\""),
+            ));
+        }
+    };
+    if index >= s.count {
+        return Err(err(
+            "shard.index",
+            format!("{index} is not below shard.count ({})", s.count),
+        ));
+    }
+    let start_at = match &s.start_at {
+        None => None,
+        Some(t) => Some(humantime::parse_rfc3339_weak(t).map_err(|e| {
+            err(
+                "shard.start_at",
+                format!("`{t}` is not an RFC 3339 time: {e}"),
+            )
+        })?),
+    };
+    Ok(ShardPlan {
+        index,
+        count: s.count,
+        start_at,
+    })
+}
+
+pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &Err) -> Result<LoadPlan, SpecError> {
+    let model = Model::from(l.model);
+    // Knobs of other models are refused: a `window` on a `chains` run is a mistake.
+    let knobs = [
+        ("workers", l.workers, Model::Sync),
+        ("batch_size", l.batch_size, Model::Batches),
+        ("window", l.window, Model::Pipeline),
+        ("chains", l.chains, Model::Chains),
+    ];
+    for (key, value, owner) in knobs {
+        if value.is_some() && owner != model {
+            return Err(err(
+                &format!("load.{key}"),
+                format!(
+                    "is the knob of model `{}`, but load.model is `{}` (whose knob is {})",
+                    owner.name(),
+                    model.name(),
+                    model.knob()
+                ),
+            ));
+        }
+        if value == Some(0) {
+            return Err(err(&format!("load.{key}"), "must be at least 1".into()));
+        }
+    }
+    if l.max_in_flight == 0 {
+        return Err(err("load.max_in_flight", "must be at least 1".into()));
+    }
+    let concurrency = match model {
+        Model::Sync => l.workers.unwrap_or(1),
+        Model::Batches => l.batch_size.unwrap_or(120),
+        Model::Pipeline => l.window.unwrap_or(120),
+        Model::Chains => l.chains.unwrap_or(120),
+        Model::Unbounded => l.max_in_flight,
+    };
+    if concurrency > l.max_in_flight {
+        return Err(err(
+            &format!("load.{}", model.knob()),
+            format!(
+                "{concurrency} is above load.max_in_flight ({}), the hard cap",
+                l.max_in_flight
+            ),
+        ));
+    }
+    if !(l.rate == 0.0 || RATE_RANGE.contains(&l.rate)) {
+        return Err(err(
+            "load.rate",
+            format!(
+                "must be 0 (unthrottled) or between 0.01 and 1e8 ops/s, not {}",
+                l.rate
+            ),
+        ));
+    }
+    if l.rate > 0.0 && !l.stages.is_empty() {
+        return Err(err("load.stages", "set either load.rate or load.stages; after its stages a run holds the last stage's rate".into()));
+    }
+    let share = 1.0 / shard.count as f64;
+    let mut stages = Vec::new();
+    for (i, s) in l.stages.iter().enumerate() {
+        if s.duration.0.is_zero() {
+            return Err(err(
+                &format!("load.stages[{i}].duration"),
+                "must be greater than zero".into(),
+            ));
+        }
+        if !RATE_RANGE.contains(&s.rate) {
+            return Err(err(
+                &format!("load.stages[{i}].rate"),
+                format!("must be between 0.01 and 1e8 ops/s, not {}", s.rate),
+            ));
+        }
+        stages.push(Stage {
+            duration: s.duration.0,
+            rate: s.rate * share,
+            ramp: s.ramp,
+        });
+    }
+    let rate = stages.last().map_or(l.rate * share, |s| s.rate);
+    if rate == 0.0 && l.on_backlog == OnBacklog::Drop {
+        return Err(err("load.on_backlog", "\"drop\" needs a target rate (load.rate or load.stages): without a schedule nothing is ever late".into()));
+    }
+    let (end, index_map) = match (l.duration, l.ops) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "load.ops",
+                "set either load.duration or load.ops, not both".into(),
+            ));
+        }
+        (Some(d), None) if d.0.is_zero() => {
+            return Err(err("load.duration", "must be greater than zero".into()));
+        }
+        (Some(d), None) => (End::Duration(d.0), interleaved(shard)),
+        (None, Some(0)) => return Err(err("load.ops", "must be at least 1".into())),
+        (None, Some(n)) => {
+            let (len, offset) = shard::share(n, shard.index, shard.count);
+            (End::Ops(len), IndexMap::Contiguous { offset })
+        }
+        (None, None) => (End::Forever, interleaved(shard)),
+    };
+    if let End::Duration(d) = end
+        && l.warmup.0 >= d
+    {
+        return Err(err(
+            "load.warmup",
+            format!("{} is not shorter than load.duration", l.warmup),
+        ));
+    }
+    let a = &l.abort;
+    let error_ratio = match (a.error_ratio, a.error_window) {
+        (None, None) => None,
+        (Some(r), _) if !(r > 0.0 && r <= 1.0) => {
+            return Err(err(
+                "load.abort.error_ratio",
+                format!("must be in (0, 1], not {r}"),
+            ));
+        }
+        (Some(r), w) => Some((r, w.map_or(Duration::from_secs(30), |w| w.0))),
+        (None, Some(_)) => {
+            return Err(err(
+                "load.abort.error_window",
+                "needs load.abort.error_ratio".into(),
+            ));
+        }
+    };
+    if a.consecutive_errors == Some(0) {
+        return Err(err(
+            "load.abort.consecutive_errors",
+            "must be at least 1".into(),
+        ));
+    }
+    Ok(LoadPlan {
+        model,
+        concurrency,
+        rate,
+        stages,
+        max_in_flight: l.max_in_flight,
+        on_backlog: l.on_backlog,
+        end,
+        warmup: l.warmup.0,
+        lanes: l.lanes,
+        drain_timeout: l.drain_timeout.0,
+        abort: AbortPlan {
+            error_ratio,
+            consecutive_errors: a.consecutive_errors,
+        },
+        index_map,
+    })
+}
+
+fn interleaved(shard: &ShardPlan) -> IndexMap {
+    IndexMap::Interleaved {
+        stride: shard.count as u64,
+        offset: shard.index as u64,
+    }
+}

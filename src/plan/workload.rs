@@ -1,0 +1,202 @@
+//! The workload part of the plan: generators and operations.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::build::Err;
+use super::ops::{self, CONSISTENCY_NAMES, OpKind};
+use super::{ClusterPlan, OpPlan};
+use crate::data::Generator;
+use crate::spec::{GenSpec, SizeSpec, Spec, SpecError};
+
+/// Largest text or blob value; beyond this a request would not fit the native protocol's
+/// default frame limits anyway.
+const MAX_VALUE_BYTES: u32 = 16 * 1024 * 1024;
+
+/// The generators in order, and each name's index among them.
+pub(super) type Generators = (Vec<Arc<Generator>>, HashMap<String, usize>);
+
+fn size_ok(size: &SizeSpec) -> Result<(), String> {
+    let (min, max) = match *size {
+        SizeSpec::Fixed(n) => (n, n),
+        SizeSpec::Range { min, max } => (min, max),
+    };
+    if min > max {
+        return Err(format!("size.min ({min}) is above size.max ({max})"));
+    }
+    if max > MAX_VALUE_BYTES {
+        return Err(format!(
+            "size {max} is above the limit of {MAX_VALUE_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+fn check_generator(g: &GenSpec) -> Result<(), String> {
+    let unit = |x: f64| (0.0..=1.0).contains(&x);
+    match *g {
+        GenSpec::Uniform { min, max } | GenSpec::Hotspot { min, max, .. } if min > max => {
+            Err(format!("min ({min}) is above max ({max})"))
+        }
+        GenSpec::Hotspot {
+            hot_fraction,
+            hot_probability,
+            ..
+        } if !unit(hot_fraction) || !unit(hot_probability) => {
+            Err("hot_fraction and hot_probability must be between 0 and 1".into())
+        }
+        GenSpec::Zipf { count: 0, .. } => Err("count must be at least 1".into()),
+        GenSpec::Zipf { exponent, .. } if !(exponent > 0.0 && exponent.is_finite()) => Err(
+            format!("exponent must be a positive number, not {exponent}"),
+        ),
+        GenSpec::Normal { stddev, mean, .. }
+            if !(stddev >= 0.0 && stddev.is_finite() && mean.is_finite()) =>
+        {
+            Err("mean must be finite and stddev a non-negative number".into())
+        }
+        GenSpec::Normal {
+            min: Some(lo),
+            max: Some(hi),
+            ..
+        } if lo > hi => Err(format!("min ({lo}) is above max ({hi})")),
+        GenSpec::Text { ref size } | GenSpec::Blob { ref size } => size_ok(size),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn generators(spec: &Spec, now_ms: i64, err: &Err) -> Result<Generators, SpecError> {
+    let mut list = Vec::new();
+    let mut by_name = HashMap::new();
+    for (name, g) in &spec.data {
+        let field = format!("data.{name}");
+        if !ops::is_valid_name(name) {
+            return Err(err(
+                &field,
+                "generator names are letters, digits, `_` or `-`".into(),
+            ));
+        }
+        check_generator(g).map_err(|m| err(&field, m))?;
+        by_name.insert(name.clone(), list.len());
+        list.push(Arc::new(Generator::new(g, spec.seed, now_ms)));
+    }
+    Ok((list, by_name))
+}
+
+pub(super) fn operations(
+    spec: &Spec,
+    cluster: &ClusterPlan,
+    by_name: &HashMap<String, usize>,
+    generators: &[Arc<Generator>],
+    err: &Err,
+) -> Result<Vec<OpPlan>, SpecError> {
+    if spec.ops.is_empty() {
+        return Err(err("ops", "at least one [[ops]] is required".into()));
+    }
+    let mut out: Vec<OpPlan> = Vec::new();
+    for (i, o) in spec.ops.iter().enumerate() {
+        let f = |k: &str| format!("ops[{i}].{k}");
+        if !ops::is_valid_name(&o.name) {
+            return Err(err(
+                &f("name"),
+                format!("`{}` must be 1-64 letters, digits, `_` or `-`", o.name),
+            ));
+        }
+        if out.iter().any(|p| p.name == o.name) {
+            return Err(err(
+                &f("name"),
+                format!("`{}` is used by an earlier op", o.name),
+            ));
+        }
+        if o.cql.trim().is_empty() {
+            return Err(err(&f("cql"), "is empty".into()));
+        }
+        if !(o.weight >= 0.0 && o.weight.is_finite()) {
+            return Err(err(
+                &f("weight"),
+                format!("must be a non-negative number, not {}", o.weight),
+            ));
+        }
+        let markers = ops::count_bind_markers(&o.cql);
+        if markers != o.args.len() {
+            return Err(err(
+                &f("args"),
+                format!(
+                    "the statement has {markers} bind marker(s) but {} argument(s) are given",
+                    o.args.len()
+                ),
+            ));
+        }
+        let mut args = Vec::new();
+        for (j, a) in o.args.iter().enumerate() {
+            let g = by_name.get(a).ok_or_else(|| {
+                let mut known: Vec<&str> = by_name.keys().map(String::as_str).collect();
+                known.sort();
+                err(
+                    &format!("ops[{i}].args[{j}]"),
+                    format!(
+                        "unknown generator `{a}`; [data] defines: {}",
+                        if known.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })?;
+            args.push(*g);
+        }
+        debug_assert!(args.iter().all(|&g| g < generators.len()));
+        let consistency = match &o.consistency {
+            Some(c) => ops::parse_consistency(c).ok_or_else(|| {
+                err(
+                    &f("consistency"),
+                    format!("unknown consistency `{c}`; expected one of {CONSISTENCY_NAMES}"),
+                )
+            })?,
+            None => cluster.consistency,
+        };
+        let serial_consistency = match &o.serial_consistency {
+            Some(c) => ops::parse_serial_consistency(c).ok_or_else(|| {
+                err(
+                    &f("serial_consistency"),
+                    format!("`{c}` is not serial or local_serial"),
+                )
+            })?,
+            None => cluster.serial_consistency,
+        };
+        let timeout = o.timeout.map_or(cluster.request_timeout, |d| d.0);
+        if timeout.is_zero() {
+            return Err(err(&f("timeout"), "must be greater than zero".into()));
+        }
+        let kind = ops::classify(&o.cql);
+        let batch = match &o.batch {
+            None => None,
+            Some(b) if b.size == 0 => {
+                return Err(err(&f("batch.size"), "must be at least 1".into()));
+            }
+            Some(_) if kind == OpKind::Read => {
+                return Err(err(&f("batch"), "a SELECT cannot be batched".into()));
+            }
+            Some(b) => Some((b.size, b.kind)),
+        };
+        out.push(OpPlan {
+            name: o.name.clone(),
+            cql: o.cql.clone(),
+            kind,
+            weight: o.weight,
+            args,
+            arg_names: o.args.clone(),
+            consistency,
+            serial_consistency,
+            timeout,
+            idempotent: o
+                .idempotent
+                .unwrap_or(matches!(kind, OpKind::Read | OpKind::Write)),
+            batch,
+        });
+    }
+    if out.iter().map(|o| o.weight).sum::<f64>() <= 0.0 {
+        return Err(err("ops", "the weights of all ops sum to zero".into()));
+    }
+    Ok(out)
+}
