@@ -219,3 +219,88 @@ async fn compare_runs_each_model_on_a_fresh_keyspace_and_prints_the_table() {
     );
     drop_keyspace(&session().await, &ks).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_json_and_the_hdr_interval_log_account_for_every_op() {
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("hdrlog");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let (log, json) = (dir.join("run.hlog"), dir.join("run.json"));
+    let spec = spec_file(
+        "hdrlog",
+        &testtable_spec(
+            &ks,
+            "model = \"pipeline\"\nwindow = 16\nrate = 2000.0\nops = 6000",
+        ),
+    );
+    let loaded = cqlpulse::daemon::Loaded::load(spec, vec![]).unwrap();
+    let opts = cqlpulse::daemon::RunOptions {
+        hdr_log: Some(log.clone()),
+        summary_json: Some(json.clone()),
+        ..Default::default()
+    };
+    cqlpulse::daemon::run(
+        loaded,
+        opts,
+        tokio_util::sync::CancellationToken::new(),
+        |_, _| async {},
+    )
+    .await
+    .unwrap();
+
+    let text = std::fs::read(&log).unwrap();
+    let mut deserializer = Deserializer::new();
+    let mut recorded = 0;
+    let mut intervals = 0;
+    for entry in IntervalLogIterator::new(&text) {
+        if let LogEntry::Interval(h) = entry.expect("a well-formed interval log") {
+            assert_eq!(h.tag().map(|t| t.as_str()), Some("insert"));
+            let bytes = base64_decode(h.encoded_histogram());
+            let hist: hdrhistogram::Histogram<u64> =
+                deserializer.deserialize(&mut bytes.as_slice()).unwrap();
+            recorded += hist.len();
+            intervals += 1;
+        }
+    }
+    assert_eq!(recorded, 6000, "every op is in exactly one interval");
+    assert!(intervals >= 4, "about two per second over 3 s: {intervals}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(s["total"]["count"], 6000);
+    assert_eq!(s["ops"][0]["name"], "insert");
+    for key in ["p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms"] {
+        assert!(
+            s["total"]["service_time"][key].as_f64().unwrap() > 0.0,
+            "{key}"
+        );
+        assert!(
+            s["total"]["response_time"][key].as_f64().unwrap()
+                >= s["total"]["service_time"][key].as_f64().unwrap() * 0.99,
+            "{key}"
+        );
+    }
+    drop_keyspace(&session().await, &ks).await;
+}
+
+/// Standard base64 (the interval log's encoding), without a crate for one test.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    } as u32;
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let n = chunk.iter().fold(0u32, |acc, &c| (acc << 6) | value(c)) << (6 * (4 - chunk.len()));
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..chunk.len()]);
+    }
+    out
+}
