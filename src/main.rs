@@ -114,31 +114,20 @@ async fn run_daemon(args: cli::RunArgs) -> Result<(), RunError> {
         );
         Some(l)
     };
+    // SIGHUP asks the daemon to reload through this.
+    let reload = std::sync::Arc::new(tokio::sync::Notify::new());
     let opts = RunOptions {
         summary_json: args.summary_json,
         hdr_log: args.hdr_log,
         status_every: args.status_every,
         linger: args.linger,
         print_summary: true,
+        reload: Some(reload.clone()),
     };
     let shutdown = CancellationToken::new();
-    let reload = std::sync::Arc::new(tokio::sync::Notify::new());
-    let serve = {
-        let reload = reload.clone();
-        move |handle: daemon::Handle, stop: CancellationToken| {
-            // SIGHUP reaches the daemon through its own notifier.
-            let shared = handle.shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    reload.notified().await;
-                    shared.reload_requests.notify_one();
-                }
-            });
-            async move {
-                if let Some(l) = listener {
-                    http::serve(l, handle, stop).await;
-                }
-            }
+    let serve = move |handle: daemon::Handle, stop: CancellationToken| async move {
+        if let Some(l) = listener {
+            http::serve(l, handle, stop).await;
         }
     };
     let hup = reload.clone();

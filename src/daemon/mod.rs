@@ -89,6 +89,8 @@ pub struct RunOptions {
     pub linger: Duration,
     /// Print the summary table on stdout.
     pub print_summary: bool,
+    /// Notified to reload the spec (SIGHUP); HTTP reloads call [`Shared::reload`] directly.
+    pub reload: Option<Arc<Notify>>,
 }
 
 /// What HTTP routes, signals and the gauges read and steer.
@@ -103,8 +105,6 @@ pub struct Shared {
     pub started: SystemTime,
     spec_path: PathBuf,
     overrides: Vec<Override>,
-    /// Notified to reload (SIGHUP); HTTP reloads call [`Shared::reload`] directly.
-    pub reload_requests: Notify,
 }
 
 impl Shared {
@@ -211,7 +211,6 @@ where
         started: SystemTime::now(),
         spec_path: loaded.path,
         overrides: loaded.overrides,
-        reload_requests: Notify::new(),
     });
     let hdr_log = match &opts.hdr_log {
         Some(p) => {
@@ -240,13 +239,18 @@ where
         snapshots: snapshots.clone(),
     };
     let http = tokio::spawn(serve(handle, http_stop.clone()));
-    let reloader = tokio::spawn(reload_on_signal(shared.clone()));
+    let reloader = opts
+        .reload
+        .clone()
+        .map(|n| tokio::spawn(reload_on(n, shared.clone())));
 
     let outcome = connect_and_run(&shared, plan, reports, &shutdown, snapshots).await;
     shared.ready.store(false, Ordering::Relaxed);
     shared.phase.send_replace(Phase::Done);
     let summary = aggregation.await.context("the aggregator failed")?;
-    reloader.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     if opts.print_summary && summary.sent > 0 {
         println!("{}", summary.table());
     }
@@ -349,9 +353,11 @@ async fn connect_with_backoff(plan: &Plan, shutdown: &CancellationToken) -> Opti
     }
 }
 
-async fn reload_on_signal(shared: Arc<Shared>) {
+async fn reload_on(requests: Arc<Notify>, shared: Arc<Shared>) {
     loop {
-        shared.reload_requests.notified().await;
-        let _ = shared.reload();
+        requests.notified().await;
+        // Reading and parsing a file: off the async workers.
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.reload()).await;
     }
 }
