@@ -405,7 +405,9 @@ async fn sigterm_drains_and_accounts_for_every_op() {
         &[],
     );
     d.wait_ready();
-    std::thread::sleep(Duration::from_secs(4));
+    until(&d, Duration::from_secs(20), "a few seconds of load", |s| {
+        s["ok"].as_u64().unwrap() >= 10_000
+    });
     let (_, ready) = get(&d.addr, "/readyz");
     assert!(ready.contains("\"ready\":true"));
     let t = Instant::now();

@@ -19,7 +19,11 @@ async fn every_dashboard_query_returns_data_from_a_live_run() {
         + "[[ops]]\nname = \"read\"\ncql = \"SELECT * FROM testtable WHERE thekey = ?\"\nargs = [\"key\"]\nweight = 1.0\n";
     let mut d = Daemon::start(&spec_file("dash", &spec), "127.0.0.1:19464", &[], &[]);
     d.wait_ready();
-    std::thread::sleep(Duration::from_secs(20));
+    // Enough scrapes for every rate and quantile over the 15 s window.
+    wait_for(Duration::from_secs(60), "20 scrapes of this run", || {
+        let q = "count_over_time(cqlpulse_requests_total{instance=\"127.0.0.1:19464\",op=\"insert\",outcome=\"ok\"}[20s])";
+        promql_value(&prom, q, unix_now()).is_some_and(|n| n >= 20.0)
+    });
     let out = std::process::Command::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/check-dashboard-data"

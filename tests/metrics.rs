@@ -49,7 +49,11 @@ async fn prometheus_sees_what_the_summary_reports() {
     let t0 = unix_now();
 
     // promtool check metrics on a live scrape, mid-run.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    wait_for(Duration::from_secs(20), "mid-run", || {
+        let (_, status) = get(ADDR, "/status");
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        status["elapsed_seconds"].as_f64().unwrap() >= 8.0
+    });
     let (code, scrape) = get(ADDR, "/metrics");
     assert_eq!(code, 200);
     let mut promtool = std::process::Command::new("promtool")

@@ -317,3 +317,15 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Polls `check` every 100 ms until it holds, for up to `limit`: the tests' one way to wait.
+pub fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
