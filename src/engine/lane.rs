@@ -273,6 +273,7 @@ impl<E: Executor> Lane<'_, E> {
         let stats = self.stats.take();
         let _ = self.shared.reports.send(Report::Lane(LaneReport {
             lane: self.id as usize,
+            at: Instant::now(),
             stats,
             in_flight: in_flight as u32,
             warmup: !self.measuring,

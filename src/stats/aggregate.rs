@@ -63,13 +63,52 @@ pub struct Aggregator {
     issued: u64,
     dropped_backlog: u64,
     dropped_draining: u64,
-    lanes_in_flight: Vec<u32>,
-    lanes_peak: Vec<u32>,
+    lanes: Vec<LaneState>,
     peak_in_flight: u64,
-    /// (time, completed) pairs over the last few seconds, for the achieved rate.
-    history: VecDeque<(Instant, u64)>,
     last_status: Instant,
     out: watch::Sender<Arc<Snapshot>>,
+}
+
+/// What the aggregator keeps of each lane between snapshots.
+#[derive(Default)]
+struct LaneState {
+    in_flight: u32,
+    /// The highest in-flight count reported since the last snapshot.
+    peak: u32,
+    completed: u64,
+    /// (end of interval, completed so far) over the last [`ACHIEVED_WINDOW`]: the lane's own
+    /// timestamps, so the rate does not depend on when reports happen to arrive.
+    history: VecDeque<(Instant, u64)>,
+}
+
+impl LaneState {
+    fn absorb(&mut self, r: &LaneReport) {
+        self.in_flight = if r.last { 0 } else { r.in_flight };
+        self.peak = self.peak.max(r.stats.peak_in_flight);
+        self.completed += r
+            .stats
+            .ops
+            .iter()
+            .flatten()
+            .map(|o| o.ok + o.error_count())
+            .sum::<u64>();
+        self.history.push_back((r.at, self.completed));
+        while self.history.len() > 2 && r.at.duration_since(self.history[0].0) > ACHIEVED_WINDOW {
+            self.history.pop_front();
+        }
+    }
+
+    /// Completions per second over the window; 0 for a lane silent for longer than it.
+    fn rate(&self, now: Instant) -> f64 {
+        match (self.history.front(), self.history.back()) {
+            (Some(&(t0, c0)), Some(&(t1, c1)))
+                if t1 > t0 && now.duration_since(t1) <= ACHIEVED_WINDOW =>
+            {
+                (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
 }
 
 impl Aggregator {
@@ -128,10 +167,8 @@ impl Aggregator {
             issued: 0,
             dropped_backlog: 0,
             dropped_draining: 0,
-            lanes_in_flight: Vec::new(),
-            lanes_peak: Vec::new(),
+            lanes: Vec::new(),
             peak_in_flight: 0,
-            history: VecDeque::new(),
             last_status: now,
             out,
             cfg,
@@ -167,12 +204,10 @@ impl Aggregator {
             }
             Report::Lane(r) => r,
         };
-        if r.lane >= self.lanes_in_flight.len() {
-            self.lanes_in_flight.resize(r.lane + 1, 0);
-            self.lanes_peak.resize(r.lane + 1, 0);
+        if r.lane >= self.lanes.len() {
+            self.lanes.resize_with(r.lane + 1, LaneState::default);
         }
-        self.lanes_in_flight[r.lane] = if r.last { 0 } else { r.in_flight };
-        self.lanes_peak[r.lane] = self.lanes_peak[r.lane].max(r.stats.peak_in_flight);
+        self.lanes[r.lane].absorb(&r);
         let s = &r.stats;
         self.issued += s.issued;
         self.dropped_backlog += s.dropped_backlog;
@@ -201,21 +236,13 @@ impl Aggregator {
     fn publish(&mut self) {
         let now = Instant::now();
         let (gauges, cluster) = (self.gauges)();
-        let completed: u64 = self.ops.iter().map(|o| o.ok + o.errors_total()).sum();
-        self.history.push_back((now, completed));
-        while self.history.len() > 2 && now.duration_since(self.history[0].0) > ACHIEVED_WINDOW {
-            self.history.pop_front();
-        }
-        let achieved_rate = match (self.history.front(), self.history.back()) {
-            (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => {
-                (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
-            }
-            _ => 0.0,
-        };
-        let in_flight: u64 = self.lanes_in_flight.iter().map(|&x| x as u64).sum();
-        let peak_now: u64 = self.lanes_peak.iter().map(|&x| x as u64).sum();
+        let achieved_rate = self.lanes.iter().map(|l| l.rate(now)).sum();
+        let in_flight: u64 = self.lanes.iter().map(|l| l.in_flight as u64).sum();
+        let peak_now: u64 = self.lanes.iter().map(|l| l.peak as u64).sum();
         self.peak_in_flight = self.peak_in_flight.max(peak_now);
-        self.lanes_peak.copy_from_slice(&self.lanes_in_flight);
+        for l in &mut self.lanes {
+            l.peak = l.in_flight;
+        }
         let snapshot = Snapshot {
             elapsed: self
                 .started

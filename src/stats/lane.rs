@@ -153,6 +153,8 @@ fn nanos(d: Duration) -> u64 {
 #[derive(Debug)]
 pub struct LaneReport {
     pub lane: usize,
+    /// When the interval ended.
+    pub at: Instant,
     pub stats: LaneStats,
     pub in_flight: u32,
     /// The interval ended before the warm-up did: exclude it from the summary.
