@@ -301,52 +301,54 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
 }
 
 fn process_metrics(o: &mut Out<'_>, p: &Process) {
-    o.head(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent, in seconds.",
-    );
-    o.sample("process_cpu_seconds_total", &[], p.cpu_seconds);
-    o.head(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-    );
-    o.sample(
-        "process_resident_memory_bytes",
-        &[],
-        p.resident_bytes as f64,
-    );
-    o.head(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-    );
-    o.sample("process_virtual_memory_bytes", &[], p.virtual_bytes as f64);
-    o.head(
-        "process_open_fds",
-        "gauge",
-        "Number of open file descriptors.",
-    );
-    o.sample("process_open_fds", &[], p.open_fds as f64);
-    o.head(
-        "process_max_fds",
-        "gauge",
-        "Maximum number of open file descriptors.",
-    );
-    o.sample("process_max_fds", &[], p.max_fds as f64);
-    o.head(
-        "process_io_read_bytes_total",
-        "counter",
-        "Bytes read through system calls (files and sockets).",
-    );
-    o.sample("process_io_read_bytes_total", &[], p.io_read_bytes as f64);
-    o.head(
-        "process_io_write_bytes_total",
-        "counter",
-        "Bytes written through system calls (files and sockets).",
-    );
-    o.sample("process_io_write_bytes_total", &[], p.io_write_bytes as f64);
+    let families: [(&str, &str, &str, f64); 7] = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent, in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_bytes as f64,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            p.virtual_bytes as f64,
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            p.open_fds as f64,
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds as f64,
+        ),
+        (
+            "process_io_read_bytes_total",
+            "counter",
+            "Bytes read through system calls (files and sockets).",
+            p.io_read_bytes as f64,
+        ),
+        (
+            "process_io_write_bytes_total",
+            "counter",
+            "Bytes written through system calls (files and sockets).",
+            p.io_write_bytes as f64,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        o.head(name, kind, help);
+        o.sample(name, &[], value);
+    }
 }
 
 #[cfg(test)]
