@@ -135,6 +135,15 @@ impl<E: Executor> Lane<'_, E> {
         let mut exhausted = false;
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Made once and polled in place: a fresh `cancelled()` or `sleep_until()` per turn of
+        // the loop would register with the token's and the timer's shared waiter lists (a
+        // lock) on every request. Settings are checked with an atomic load at the top of
+        // each turn; an idle lane wakes for them with its report tick.
+        let stopped = shared.stop.cancelled();
+        tokio::pin!(stopped);
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut timer_at: Option<Instant> = None;
 
         loop {
             if rx.has_changed().unwrap_or(false) {
@@ -182,16 +191,17 @@ impl<E: Executor> Lane<'_, E> {
             let wake = pending
                 .and_then(|(_, t)| t)
                 .filter(|_| !self.settings.paused && self.may_send(in_flight.len()));
+            if let Some(t) = wake
+                && timer_at != Some(t)
+            {
+                timer.as_mut().reset(t);
+                timer_at = Some(t);
+            }
             tokio::select! {
                 Some(sample) = in_flight.next(), if in_flight.len() > 0 => self.record(&sample),
-                _ = sleep_until_opt(wake), if wake.is_some() => {}
-                // `changed` marks the value seen, so the check at the top would miss it.
-                Ok(()) = rx.changed() => {
-                    self.refresh(rx);
-                    pending = pending.map(|(k, _)| (k, self.settings.schedule.due(k)));
-                }
+                _ = &mut timer, if wake.is_some() => timer_at = None,
                 _ = report.tick() => self.report(in_flight.len(), false),
-                _ = shared.stop.cancelled() => {}
+                _ = &mut stopped => {}
             }
         }
 
@@ -280,12 +290,6 @@ impl<E: Executor> Lane<'_, E> {
             last,
         }));
         self.stats.peak_in_flight = in_flight as u32;
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    if let Some(t) = t {
-        tokio::time::sleep_until(t).await;
     }
 }
 
