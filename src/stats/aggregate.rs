@@ -1,6 +1,6 @@
 //! The aggregator: the one task that merges lane reports. It keeps cumulative Prometheus
 //! buckets and counters, the post-warm-up histograms behind the summary, and publishes a
-//! [`Snapshot`] about once a second. Lanes never wait for it.
+//! [`Snapshot`] twice a second. Lanes never wait for it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

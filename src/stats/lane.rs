@@ -1,5 +1,5 @@
 //! Statistics owned by one lane: written by that lane alone (no lock, no atomic), handed to
-//! the aggregator as an interval report about once a second, then started afresh.
+//! the aggregator as an interval report five times a second, then started afresh.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Snapshots: what exporters read. Plain data, replaced about once a second; readers hold an
+//! Snapshots: what exporters read. Plain data, replaced twice a second; readers hold an
 //! `Arc` to the latest and never block the aggregator or the lanes.
 
 use std::time::Duration;
