@@ -26,6 +26,10 @@ pub struct Cli {
         default_value = "info,scylla=warn,scylla::network::connection=error,scylla::cluster::metadata::cc_establisher=off"
     )]
     pub log: String,
+    /// Runtime worker threads, and so lanes (default: one per core). Beside the database on
+    /// a small machine, 1 costs the least CPU per request.
+    #[arg(long, global = true, env = "CQLPULSE_THREADS")]
+    pub threads: Option<usize>,
     /// Log format: text on a terminal and JSON otherwise, unless set.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,

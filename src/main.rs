@@ -12,13 +12,19 @@ use cqlpulse::plan::Model;
 use cqlpulse::{compare, cql, http};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's allocator: the driver allocates several times per request, and
+/// glibc's malloc and free were 7% of the client's CPU (A/B in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cqlpulse: cannot start the runtime: {e}");
