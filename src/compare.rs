@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Format;
 use crate::daemon::{self, Loaded, RunError, RunOptions};
 use crate::plan::{self, Model, ShardEnv};
-use crate::spec::{self, ModelName, OnBacklog, Override, SchemaMode, SpecError};
+use crate::spec::{self, OnBacklog, Override, SchemaMode, SpecError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -59,13 +59,7 @@ pub async fn compare(
             .into());
         }
         let l = &mut spec.load;
-        l.model = match model {
-            Model::Sync => ModelName::Sync,
-            Model::Batches => ModelName::Batches,
-            Model::Pipeline => ModelName::Pipeline,
-            Model::Unbounded => ModelName::Unbounded,
-            Model::Chains => ModelName::Chains,
-        };
+        l.model = model;
         (l.workers, l.batch_size, l.window, l.chains) = (None, None, None, None);
         let knob = match model {
             Model::Sync => {

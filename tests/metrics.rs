@@ -145,16 +145,7 @@ fn series_per_instance_stay_bounded_for_every_example() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let plan = Loaded::load(path.clone(), vec![]).unwrap().plan;
-        let cfg = AggregatorConfig {
-            workload: plan.name.clone(),
-            model: plan.load.model.name().into(),
-            op_names: plan.ops.iter().map(|o| o.name.clone()).collect(),
-            bounds: plan.metrics.buckets.clone().into(),
-            sigfig: 3,
-            publish_every: Duration::from_secs(1),
-            status_every: Duration::ZERO,
-            hdr_log: None,
-        };
+        let cfg = AggregatorConfig::for_plan(&plan);
         let gauges = Gauges {
             phase: Phase::Running,
             paused: false,

@@ -115,17 +115,22 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    pub fn gauges(&self) -> (Gauges, ClusterGauges) {
+    /// The engine's gauges, read live (cheap: a scrape or `/status` takes them fresh).
+    pub fn gauges(&self) -> Gauges {
         let settings = self.control.settings();
-        let gauges = Gauges {
+        Gauges {
             phase: *self.phase.borrow(),
             paused: settings.paused,
             target_rate: self.control.target_rate(),
             in_flight_limit: settings.in_flight_limit(self.control.model()) as u64,
             reloads_applied: self.reloads_applied.load(Ordering::Relaxed),
             reloads_rejected: self.reloads_rejected.load(Ordering::Relaxed),
-        };
-        let cluster = self.session.get().map_or_else(ClusterGauges::default, |s| {
+        }
+    }
+
+    /// The driver's view of the cluster; sampled by the aggregator with each snapshot.
+    pub fn cluster(&self) -> ClusterGauges {
+        self.session.get().map_or_else(ClusterGauges::default, |s| {
             let state = s.get_cluster_state();
             let nodes = state.get_nodes_info();
             ClusterGauges {
@@ -133,8 +138,7 @@ impl Shared {
                 connected_hosts: nodes.iter().filter(|n| n.is_connected()).count() as u64,
                 connections: s.get_metrics().get_total_connections(),
             }
-        });
-        (gauges, cluster)
+        })
     }
 
     /// Re-reads the spec and applies its hot fields. The running spec stays on any error.
@@ -219,17 +223,12 @@ where
         None => None,
     };
     let cfg = AggregatorConfig {
-        workload: plan.name.clone(),
-        model: plan.load.model.name().to_string(),
-        op_names: plan.ops.iter().map(|o| o.name.clone()).collect(),
-        bounds: plan.metrics.buckets.clone().into(),
-        sigfig: plan.metrics.hdr_significant_digits,
-        publish_every: Duration::from_millis(500),
         status_every: opts.status_every,
         hdr_log,
+        ..AggregatorConfig::for_plan(&plan)
     };
     let s = shared.clone();
-    let (aggregator, snapshots) = Aggregator::new(cfg, Box::new(move || s.gauges()));
+    let (aggregator, snapshots) = Aggregator::new(cfg, Box::new(move || (s.gauges(), s.cluster())));
     let (reports, reports_rx) = tokio::sync::mpsc::unbounded_channel();
     let aggregation = tokio::spawn(aggregator.run(reports_rx));
 

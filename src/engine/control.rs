@@ -104,10 +104,6 @@ impl Control {
             .send_modify(|s| s.schedule = Arc::new(plan_schedule(&load, at, 0)));
     }
 
-    pub fn started(&self) -> Option<Instant> {
-        self.started.get().copied()
-    }
-
     /// Target ops/s now (0 = unthrottled or paused).
     pub fn target_rate(&self) -> f64 {
         let s = self.tx.borrow();

@@ -198,7 +198,7 @@ impl<E: Executor> Lane<'_, E> {
                 timer_at = Some(t);
             }
             tokio::select! {
-                Some(sample) = in_flight.next(), if in_flight.len() > 0 => self.record(&sample),
+                Some(sample) = in_flight.next(), if in_flight.len() > 0 => self.record(&sample, in_flight.len()),
                 _ = &mut timer, if wake.is_some() => timer_at = None,
                 _ = report.tick() => self.report(in_flight.len(), false),
                 _ = &mut stopped => {}
@@ -214,7 +214,7 @@ impl<E: Executor> Lane<'_, E> {
         }
         while in_flight.len() > 0 {
             tokio::select! {
-                Some(sample) = in_flight.next() => self.record(&sample),
+                Some(sample) = in_flight.next() => self.record(&sample, in_flight.len()),
                 _ = report.tick() => self.report(in_flight.len(), false),
                 _ = shared.abandon.cancelled() => break,
             }
@@ -270,10 +270,10 @@ impl<E: Executor> Lane<'_, E> {
         self.stats.dropped_backlog += 1 + due.min(limit).saturating_sub(previous.min(limit));
     }
 
-    fn record(&mut self, s: &Sample) {
+    fn record(&mut self, s: &Sample, in_flight: usize) {
         if !self.measuring && s.done >= self.shared.measure_from {
             // Close the warm-up interval so the summary can leave it out.
-            self.report(0, false);
+            self.report(in_flight, false);
             self.measuring = true;
         }
         self.stats.record(s);

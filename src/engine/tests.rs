@@ -76,14 +76,8 @@ async fn run_with(
         )
     });
     let cfg = AggregatorConfig {
-        workload: "t".into(),
-        model: plan.load.model.name().into(),
-        op_names: plan.ops.iter().map(|o| o.name.clone()).collect(),
-        bounds: plan.metrics.buckets.clone().into(),
-        sigfig: 3,
         publish_every: Duration::from_millis(200),
-        status_every: Duration::ZERO,
-        hdr_log: None,
+        ..AggregatorConfig::for_plan(&plan)
     };
     let (agg, _snapshots) = Aggregator::new(cfg, gauges);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

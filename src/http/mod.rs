@@ -74,7 +74,7 @@ pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToke
 
 async fn metrics_route(State(app): State<App>) -> Response {
     let snapshot = app.handle.snapshots.borrow().clone();
-    let (gauges, _) = app.handle.shared.gauges();
+    let gauges = app.handle.shared.gauges();
     let mut body = String::with_capacity(32 * 1024);
     metrics::render(&snapshot, &gauges, &app.info, &mut body);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
@@ -103,7 +103,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
     let s = app.handle.snapshots.borrow().clone();
     let plan = shared.plan();
     let settings = shared.control.settings();
-    let (gauges, _) = shared.gauges();
+    let gauges = shared.gauges();
     let errors_by_kind: serde_json::Map<String, serde_json::Value> = crate::cql::ErrorKind::ALL
         .iter()
         .map(|k| {
@@ -117,7 +117,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
     json!({
         "phase": shared.phase.borrow().name(),
         "ready": shared.ready.load(std::sync::atomic::Ordering::Relaxed),
-        "paused": settings.paused,
+        "paused": gauges.paused,
         "workload": plan.name,
         "model": plan.load.model.name(),
         "shard": plan.shard.index,
@@ -127,7 +127,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "target_rate": gauges.target_rate,
         "achieved_rate": s.achieved_rate,
         "in_flight": s.in_flight,
-        "in_flight_limit": settings.in_flight_limit(shared.control.model()),
+        "in_flight_limit": gauges.in_flight_limit,
         "concurrency": settings.concurrency,
         "max_in_flight": settings.max_in_flight,
         "peak_in_flight": s.peak_in_flight,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::cql::ErrorKind;
 use crate::process::{self, Process};
-use crate::stats::{Buckets, Gauges, Snapshot};
+use crate::stats::{Buckets, Gauges, OpSnapshot, Phase, Snapshot};
 
 /// Constant facts about the run, for `cqlpulse_run_info` and `cqlpulse_build_info`.
 #[derive(Debug, Clone)]
@@ -18,6 +18,9 @@ pub struct RunInfo {
     /// Process start, seconds since the Unix epoch.
     pub start_time: f64,
 }
+
+/// Reads one counter of an op's snapshot.
+type PerOp = fn(&OpSnapshot) -> u64;
 
 struct Out<'a> {
     s: &'a mut String,
@@ -42,6 +45,12 @@ impl Out<'_> {
             self.s.push('}');
         }
         let _ = writeln!(self.s, " {}", number(value));
+    }
+
+    /// A family of one unlabelled sample.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.head(name, kind, help);
+        self.sample(name, &[], value);
     }
 
     fn histogram(&mut self, name: &str, labels: &[(&str, &str)], b: &Buckets, bounds: &[f64]) {
@@ -139,46 +148,66 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
     );
     o.histogram("cqlpulse_schedule_lag_seconds", &[], &s.lag, bounds);
 
-    o.head(
-        "cqlpulse_in_flight_requests",
-        "gauge",
-        "Requests sent and not yet answered.",
-    );
-    o.sample("cqlpulse_in_flight_requests", &[], s.in_flight as f64);
-    o.head(
-        "cqlpulse_in_flight_limit",
-        "gauge",
-        "The in-flight limit: the model's concurrency, capped by max_in_flight.",
-    );
-    o.sample(
-        "cqlpulse_in_flight_limit",
-        &[],
-        gauges.in_flight_limit as f64,
-    );
-    o.head(
-        "cqlpulse_in_flight_peak_requests",
-        "gauge",
-        "Highest in-flight count seen since the start (sum of per-lane peaks per interval).",
-    );
-    o.sample(
-        "cqlpulse_in_flight_peak_requests",
-        &[],
-        s.peak_in_flight as f64,
-    );
-    o.head(
-        "cqlpulse_target_rate",
-        "gauge",
-        "Operations per second the schedule asks for (0 = unthrottled or paused).",
-    );
-    o.sample("cqlpulse_target_rate", &[], gauges.target_rate);
-    o.head("cqlpulse_paused", "gauge", "1 while the load is paused.");
-    o.sample(
-        "cqlpulse_paused",
-        &[],
-        if gauges.paused { 1.0 } else { 0.0 },
-    );
-    o.head("cqlpulse_ops_issued_total", "counter", "Requests sent.");
-    o.sample("cqlpulse_ops_issued_total", &[], s.issued as f64);
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let singles: [(&str, &str, &str, f64); 9] = [
+        (
+            "cqlpulse_in_flight_requests",
+            "gauge",
+            "Requests sent and not yet answered.",
+            s.in_flight as f64,
+        ),
+        (
+            "cqlpulse_in_flight_limit",
+            "gauge",
+            "The in-flight limit: the model's concurrency, capped by max_in_flight.",
+            gauges.in_flight_limit as f64,
+        ),
+        (
+            "cqlpulse_in_flight_peak_requests",
+            "gauge",
+            "Highest in-flight count seen since the start (sum of per-lane peaks per interval).",
+            s.peak_in_flight as f64,
+        ),
+        (
+            "cqlpulse_target_rate",
+            "gauge",
+            "Operations per second the schedule asks for (0 = unthrottled or paused).",
+            gauges.target_rate,
+        ),
+        (
+            "cqlpulse_paused",
+            "gauge",
+            "1 while the load is paused.",
+            flag(gauges.paused),
+        ),
+        (
+            "cqlpulse_ops_issued_total",
+            "counter",
+            "Requests sent.",
+            s.issued as f64,
+        ),
+        (
+            "cqlpulse_connections",
+            "gauge",
+            "Open connections of the driver.",
+            s.cluster.connections as f64,
+        ),
+        (
+            "cqlpulse_known_hosts",
+            "gauge",
+            "Nodes the driver knows.",
+            s.cluster.known_hosts as f64,
+        ),
+        (
+            "cqlpulse_connected_hosts",
+            "gauge",
+            "Nodes with at least one open connection.",
+            s.cluster.connected_hosts as f64,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        o.single(name, kind, help, value);
+    }
     o.head("cqlpulse_ops_dropped_total", "counter", "Scheduled ops never sent: late under on_backlog=drop (backlog), or pending when draining began (draining).");
     o.sample(
         "cqlpulse_ops_dropped_total",
@@ -190,52 +219,27 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
         &[("reason", "draining")],
         s.dropped_draining as f64,
     );
-    o.head(
-        "cqlpulse_retries_total",
-        "counter",
-        "Retries of idempotent requests after retryable errors.",
-    );
-    for op in &s.ops {
-        o.sample(
+    let per_op: [(&str, &str, PerOp); 3] = [
+        (
             "cqlpulse_retries_total",
-            &[("op", &op.name)],
-            op.retries as f64,
-        );
-    }
-    o.head("cqlpulse_rows_total", "counter", "Rows returned by reads.");
-    for op in &s.ops {
-        o.sample("cqlpulse_rows_total", &[("op", &op.name)], op.rows as f64);
-    }
-    o.head(
-        "cqlpulse_payload_bytes_total",
-        "counter",
-        "Bytes of bound values sent.",
-    );
-    for op in &s.ops {
-        o.sample(
+            "Retries of idempotent requests after retryable errors.",
+            |op| op.retries,
+        ),
+        ("cqlpulse_rows_total", "Rows returned by reads.", |op| {
+            op.rows
+        }),
+        (
             "cqlpulse_payload_bytes_total",
-            &[("op", &op.name)],
-            op.bytes as f64,
-        );
+            "Bytes of bound values sent.",
+            |op| op.bytes,
+        ),
+    ];
+    for (name, help, value) in per_op {
+        o.head(name, "counter", help);
+        for op in &s.ops {
+            o.sample(name, &[("op", &op.name)], value(op) as f64);
+        }
     }
-    o.head(
-        "cqlpulse_connections",
-        "gauge",
-        "Open connections of the driver.",
-    );
-    o.sample("cqlpulse_connections", &[], s.cluster.connections as f64);
-    o.head("cqlpulse_known_hosts", "gauge", "Nodes the driver knows.");
-    o.sample("cqlpulse_known_hosts", &[], s.cluster.known_hosts as f64);
-    o.head(
-        "cqlpulse_connected_hosts",
-        "gauge",
-        "Nodes with at least one open connection.",
-    );
-    o.sample(
-        "cqlpulse_connected_hosts",
-        &[],
-        s.cluster.connected_hosts as f64,
-    );
     o.head(
         "cqlpulse_config_reloads_total",
         "counter",
@@ -251,19 +255,11 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
         &[("result", "rejected")],
         gauges.reloads_rejected as f64,
     );
-    o.head(
+    o.single(
         "cqlpulse_up",
         "gauge",
         "1 while the run is connected and issuing (phase running).",
-    );
-    o.sample(
-        "cqlpulse_up",
-        &[],
-        if gauges.phase == crate::stats::Phase::Running {
-            1.0
-        } else {
-            0.0
-        },
+        flag(gauges.phase == Phase::Running),
     );
 
     let (shard, count) = (info.shard.to_string(), info.shard_count.to_string());
@@ -289,12 +285,12 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
     );
     o.sample("cqlpulse_build_info", &[("version", info.version)], 1.0);
 
-    o.head(
+    o.single(
         "process_start_time_seconds",
         "gauge",
         "Start time of the process since the Unix epoch, in seconds.",
+        info.start_time,
     );
-    o.sample("process_start_time_seconds", &[], info.start_time);
     if let Some(p) = process::read() {
         process_metrics(&mut o, &p);
     }
@@ -346,8 +342,7 @@ fn process_metrics(o: &mut Out<'_>, p: &Process) {
         ),
     ];
     for (name, kind, help, value) in families {
-        o.head(name, kind, help);
-        o.sample(name, &[], value);
+        o.single(name, kind, help, value);
     }
 }
 

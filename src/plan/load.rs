@@ -52,7 +52,7 @@ pub(super) fn shard_plan(
 }
 
 pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &Err) -> Result<LoadPlan, SpecError> {
-    let model = Model::from(l.model);
+    let model = l.model;
     // Knobs of other models are refused: a `window` on a `chains` run is a mistake.
     let knobs = [
         ("workers", l.workers, Model::Sync),

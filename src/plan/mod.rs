@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use scylla::statement::{Consistency, SerialConsistency};
 
 use crate::data::Generator;
-use crate::spec::{BatchKind, ModelName, OnBacklog, SchemaSpec, Spec};
+use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Spec};
 pub use build::build;
 pub use ops::OpKind;
 pub use shard::{IndexMap, ShardEnv};
@@ -72,68 +72,8 @@ pub struct OpPlan {
     pub batch: Option<(u32, BatchKind)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    Sync,
-    Batches,
-    Pipeline,
-    Unbounded,
-    Chains,
-}
-
-impl Model {
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Sync => "sync",
-            Model::Batches => "batches",
-            Model::Pipeline => "pipeline",
-            Model::Unbounded => "unbounded",
-            Model::Chains => "chains",
-        }
-    }
-
-    /// The spec key of the knob this model uses for its concurrency.
-    pub fn knob(self) -> &'static str {
-        match self {
-            Model::Sync => "workers",
-            Model::Batches => "batch_size",
-            Model::Pipeline => "window",
-            Model::Unbounded => "max_in_flight",
-            Model::Chains => "chains",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Model> {
-        Some(match name {
-            "sync" => Model::Sync,
-            "batches" => Model::Batches,
-            "pipeline" => Model::Pipeline,
-            "unbounded" => Model::Unbounded,
-            "chains" => Model::Chains,
-            _ => return None,
-        })
-    }
-
-    pub const ALL: [Model; 5] = [
-        Model::Sync,
-        Model::Batches,
-        Model::Pipeline,
-        Model::Unbounded,
-        Model::Chains,
-    ];
-}
-
-impl From<ModelName> for Model {
-    fn from(m: ModelName) -> Model {
-        match m {
-            ModelName::Sync => Model::Sync,
-            ModelName::Batches => Model::Batches,
-            ModelName::Pipeline => Model::Pipeline,
-            ModelName::Unbounded => Model::Unbounded,
-            ModelName::Chains => Model::Chains,
-        }
-    }
-}
+/// The concurrency model: the spec's own enum, with its names and knobs.
+pub use crate::spec::ModelName as Model;
 
 /// Rates outside this range (other than 0, unthrottled) are refused: below it an op would be
 /// due centuries from now, above it no client could keep up.
@@ -177,24 +117,6 @@ pub struct LoadPlan {
 }
 
 impl LoadPlan {
-    /// The rate the schedule asks for at `elapsed` after the start (0 = unthrottled).
-    pub fn rate_at(&self, elapsed: Duration) -> f64 {
-        let mut t = Duration::ZERO;
-        let mut previous = 0.0;
-        for s in &self.stages {
-            if elapsed < t + s.duration {
-                if !s.ramp {
-                    return s.rate;
-                }
-                let f = (elapsed - t).as_secs_f64() / s.duration.as_secs_f64();
-                return previous + (s.rate - previous) * f;
-            }
-            t += s.duration;
-            previous = s.rate;
-        }
-        self.rate
-    }
-
     pub fn is_throttled(&self) -> bool {
         self.rate > 0.0 || !self.stages.is_empty()
     }

@@ -312,7 +312,10 @@ fn shards_split_ops_and_rate_exactly() {
 #[test]
 fn stages_ramp_and_then_hold_the_last_rate() {
     let p = plan_of(&with("[load]\nstages = [{ duration = \"10s\", rate = 100.0, ramp = true }, { duration = \"10s\", rate = 50.0 }]")).unwrap();
-    let at = |s: f64| p.load.rate_at(std::time::Duration::from_secs_f64(s));
+    // The schedule the engine builds from these stages (it owns the rate arithmetic).
+    let start = tokio::time::Instant::now();
+    let schedule = crate::engine::Schedule::staged(start, 0, p.load.stages.clone(), p.load.rate);
+    let at = |s: f64| schedule.rate_at(start + std::time::Duration::from_secs_f64(s));
     assert!((at(5.0) - 50.0).abs() < 1e-9, "half way up the ramp");
     assert_eq!(at(15.0), 50.0);
     assert_eq!(at(100.0), 50.0);

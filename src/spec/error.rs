@@ -59,14 +59,6 @@ impl SpecError {
             message: err.message().trim().to_string(),
         }
     }
-
-    /// The field path the error is about (empty when it concerns the whole file).
-    pub fn field(&self) -> &str {
-        match self {
-            SpecError::Io { .. } => "",
-            SpecError::Invalid { field, .. } | SpecError::Override { field, .. } => field,
-        }
-    }
 }
 
 fn located(

@@ -262,6 +262,40 @@ pub enum ModelName {
     Chains,
 }
 
+impl ModelName {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelName::Sync => "sync",
+            ModelName::Batches => "batches",
+            ModelName::Pipeline => "pipeline",
+            ModelName::Unbounded => "unbounded",
+            ModelName::Chains => "chains",
+        }
+    }
+
+    /// The spec key of the knob this model uses for its concurrency.
+    pub fn knob(self) -> &'static str {
+        match self {
+            ModelName::Sync => "workers",
+            ModelName::Batches => "batch_size",
+            ModelName::Pipeline => "window",
+            ModelName::Unbounded => "max_in_flight",
+            ModelName::Chains => "chains",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ModelName> {
+        Some(match name {
+            "sync" => ModelName::Sync,
+            "batches" => ModelName::Batches,
+            "pipeline" => ModelName::Pipeline,
+            "unbounded" => ModelName::Unbounded,
+            "chains" => ModelName::Chains,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnBacklog {

@@ -48,6 +48,23 @@ pub struct AggregatorConfig {
     pub hdr_log: Option<HdrLog>,
 }
 
+impl AggregatorConfig {
+    /// The configuration for a plan: its ops, buckets and precision, a snapshot twice a
+    /// second, no status line and no interval log.
+    pub fn for_plan(plan: &crate::plan::Plan) -> AggregatorConfig {
+        AggregatorConfig {
+            workload: plan.name.clone(),
+            model: plan.load.model.name().to_string(),
+            op_names: plan.ops.iter().map(|o| o.name.clone()).collect(),
+            bounds: plan.metrics.buckets.clone().into(),
+            sigfig: plan.metrics.hdr_significant_digits,
+            publish_every: Duration::from_millis(500),
+            status_every: Duration::ZERO,
+            hdr_log: None,
+        }
+    }
+}
+
 pub struct Aggregator {
     cfg: AggregatorConfig,
     bounds_ns: Vec<u64>,

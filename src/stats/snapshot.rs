@@ -136,10 +136,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn completed(&self) -> u64 {
-        self.ops.iter().map(|o| o.ok + o.errors_total()).sum()
-    }
-
     pub fn errors(&self) -> u64 {
         self.ops.iter().map(OpSnapshot::errors_total).sum()
     }
