@@ -62,15 +62,12 @@ pub async fn compare(
         l.model = model;
         (l.workers, l.batch_size, l.window, l.chains) = (None, None, None, None);
         let knob = match model {
-            Model::Sync => {
-                l.workers = Some(opts.sync_workers);
-                opts.sync_workers
-            }
-            Model::Batches => *l.batch_size.insert(opts.concurrency),
-            Model::Pipeline => *l.window.insert(opts.concurrency),
-            Model::Chains => *l.chains.insert(opts.concurrency),
-            Model::Unbounded => opts.concurrency,
+            Model::Sync => opts.sync_workers,
+            _ => opts.concurrency,
         };
+        if let Some(field) = l.knob_mut(model) {
+            *field = Some(knob);
+        }
         l.max_in_flight = if model == Model::Unbounded {
             opts.concurrency
         } else {

@@ -358,6 +358,20 @@ impl Default for LoadSpec {
     }
 }
 
+impl LoadSpec {
+    /// The spec field holding `model`'s knob; `None` for `unbounded`, whose only limit is
+    /// `max_in_flight`.
+    pub fn knob_mut(&mut self, model: ModelName) -> Option<&mut Option<u32>> {
+        match model {
+            ModelName::Sync => Some(&mut self.workers),
+            ModelName::Batches => Some(&mut self.batch_size),
+            ModelName::Pipeline => Some(&mut self.window),
+            ModelName::Chains => Some(&mut self.chains),
+            ModelName::Unbounded => None,
+        }
+    }
+}
+
 /// Stop the run (exit status 3) when errors persist. Off by default, as soak runs want to
 /// outlive a failing cluster.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
