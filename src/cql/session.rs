@@ -100,6 +100,14 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
 
 /// Prepares every op and checks that its generators can fill the columns it binds.
 pub async fn prepare(session: &Session, plan: &Plan) -> Result<Prepared> {
+    // The ops' timeouts are the engine's (one timer per lane, not one per request in the
+    // driver: see `engine::request`), so their statements run without the driver's.
+    let untimed = session
+        .get_default_execution_profile_handle()
+        .pointee_to_builder()
+        .request_timeout(None)
+        .build()
+        .into_handle();
     let mut ops = Vec::with_capacity(plan.ops.len());
     for (i, op) in plan.ops.iter().enumerate() {
         let mut statement = session
@@ -108,7 +116,7 @@ pub async fn prepare(session: &Session, plan: &Plan) -> Result<Prepared> {
             .with_context(|| format!("ops[{i}] ({}): cannot prepare `{}`", op.name, op.cql))?;
         statement.set_consistency(op.consistency);
         statement.set_serial_consistency(Some(op.serial_consistency));
-        statement.set_request_timeout(Some(op.timeout));
+        statement.set_execution_profile_handle(Some(untimed.clone()));
         statement.set_is_idempotent(op.idempotent);
         let columns: Vec<_> = statement
             .get_variable_col_specs()
@@ -127,7 +135,7 @@ pub async fn prepare(session: &Session, plan: &Plan) -> Result<Prepared> {
             }
             b.set_consistency(op.consistency);
             b.set_serial_consistency(Some(op.serial_consistency));
-            b.set_request_timeout(Some(op.timeout));
+            b.set_execution_profile_handle(Some(untimed.clone()));
             b.set_is_idempotent(op.idempotent);
             b
         });

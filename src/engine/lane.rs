@@ -6,17 +6,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
-use futures::stream::{FuturesOrdered, FuturesUnordered, Stream, StreamExt};
+use futures::stream::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::control::{Control, Settings};
 use super::executor::{Executor, Outcome};
+use super::in_flight::InFlight;
+use super::request::{Finished, Request};
 use crate::data::{mix, unit};
 use crate::plan::{End, Model, Plan};
 use crate::spec::OnBacklog;
@@ -45,37 +46,45 @@ pub struct LaneShared<E> {
     pub lanes: u32,
 }
 
-/// The set of requests in flight: completion order, or submission order for the pipeline
-/// model, whose defining trait is waiting for the oldest.
-enum InFlight<F: Future> {
-    Unordered(FuturesUnordered<F>),
-    Ordered(FuturesOrdered<F>),
+/// The lane's timer for the deadlines of its requests (see [`Request`] for why not one timer
+/// per request). Armed at or before the earliest deadline: a request that finishes leaves the
+/// timer where it was, and the timer firing early only costs a pass over the requests.
+struct Deadlines {
+    timer: Pin<Box<Sleep>>,
+    at: Option<Instant>,
 }
 
-impl<F: Future> InFlight<F> {
-    fn push(&mut self, f: F) {
-        match self {
-            InFlight::Unordered(s) => s.push(f),
-            InFlight::Ordered(s) => s.push_back(f),
+impl Deadlines {
+    fn new() -> Deadlines {
+        Deadlines {
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            at: None,
         }
     }
 
-    fn len(&self) -> usize {
-        match self {
-            InFlight::Unordered(s) => s.len(),
-            InFlight::Ordered(s) => s.len(),
+    /// Makes sure the timer fires by `deadline`.
+    fn arm(&mut self, deadline: Option<Instant>) {
+        if let Some(d) = deadline
+            && self.at.is_none_or(|at| d < at)
+        {
+            self.timer.as_mut().reset(d);
+            self.at = Some(d);
         }
     }
-}
 
-impl<F: Future> Stream for InFlight<F> {
-    type Item = F::Output;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        // Both variants are Unpin: their futures live in heap nodes of their own.
-        match self.get_mut() {
-            InFlight::Unordered(s) => s.poll_next_unpin(cx),
-            InFlight::Ordered(s) => s.poll_next_unpin(cx),
+    /// Resolves when the timer fires; pending while it is not armed.
+    async fn fired(&mut self) {
+        if self.at.is_none() {
+            return std::future::pending().await;
         }
+        (&mut self.timer).await;
+        self.at = None;
+    }
+
+    /// Times out the requests past their deadline and re-arms for the earliest one left.
+    fn expire<F: Future<Output = Outcome>>(&mut self, in_flight: &mut InFlight<Request<'_, F>>) {
+        let now = Instant::now();
+        in_flight.each(|r| self.arm(r.expire(now)));
     }
 }
 
@@ -125,12 +134,7 @@ impl<E: Executor> Lane<'_, E> {
 
     async fn drive(&mut self, rx: &mut watch::Receiver<Settings>) {
         let shared = self.shared;
-        let ordered = shared.control.model() == Model::Pipeline;
-        let mut in_flight = if ordered {
-            InFlight::Ordered(FuturesOrdered::new())
-        } else {
-            InFlight::Unordered(FuturesUnordered::new())
-        };
+        let mut in_flight = InFlight::new(shared.control.model() == Model::Pipeline);
         let mut pending: Option<(u64, Option<Instant>)> = None;
         let mut exhausted = false;
         let mut report = tokio::time::interval(REPORT_EVERY);
@@ -144,6 +148,8 @@ impl<E: Executor> Lane<'_, E> {
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut timer_at: Option<Instant> = None;
+        // The requests' deadlines: one timer, armed no later than the earliest of them.
+        let mut deadlines = Deadlines::new();
 
         loop {
             if rx.has_changed().unwrap_or(false) {
@@ -181,7 +187,10 @@ impl<E: Executor> Lane<'_, E> {
                     self.stats.record_sent(intended, now, in_flight_after);
                     let index = shared.plan.load.index_map.index(k);
                     let op = choose(&self.settings.weights, shared.plan.seed, index);
-                    in_flight.push(request(shared, op, index, intended, now));
+                    let attempt = shared.executor.execute(op, index);
+                    let request = Request::new(&shared.plan, op, index, attempt, intended, now);
+                    deadlines.arm(request.deadline());
+                    in_flight.push(request);
                     self.sent_in_batch += 1;
                 }
             }
@@ -198,8 +207,17 @@ impl<E: Executor> Lane<'_, E> {
                 timer_at = Some(t);
             }
             tokio::select! {
-                Some(sample) = in_flight.next(), if in_flight.len() > 0 => self.record(&sample, in_flight.len()),
+                Some(finished) = in_flight.next(), if in_flight.len() > 0 => match finished {
+                    Finished::Done(sample) => self.record(&sample, in_flight.len()),
+                    Finished::Retry(retry) => {
+                        let attempt = shared.executor.execute(retry.op, retry.index);
+                        let request = Request::retry(&shared.plan, retry, attempt);
+                        deadlines.arm(request.deadline());
+                        in_flight.push(request);
+                    }
+                },
                 _ = &mut timer, if wake.is_some() => timer_at = None,
+                _ = deadlines.fired() => deadlines.expire(&mut in_flight),
                 _ = report.tick() => self.report(in_flight.len(), false),
                 _ = &mut stopped => {}
             }
@@ -214,7 +232,17 @@ impl<E: Executor> Lane<'_, E> {
         }
         while in_flight.len() > 0 {
             tokio::select! {
-                Some(sample) = in_flight.next() => self.record(&sample, in_flight.len()),
+                Some(finished) = in_flight.next() => match finished {
+                    Finished::Done(sample) => self.record(&sample, in_flight.len()),
+                    // Retries count as in flight: drained like the rest.
+                    Finished::Retry(retry) => {
+                        let attempt = shared.executor.execute(retry.op, retry.index);
+                        let request = Request::retry(&shared.plan, retry, attempt);
+                        deadlines.arm(request.deadline());
+                        in_flight.push(request);
+                    }
+                },
+                _ = deadlines.fired() => deadlines.expire(&mut in_flight),
                 _ = report.tick() => self.report(in_flight.len(), false),
                 _ = shared.abandon.cancelled() => break,
             }
@@ -290,46 +318,6 @@ impl<E: Executor> Lane<'_, E> {
             last,
         }));
         self.stats.peak_in_flight = in_flight as u32;
-    }
-}
-
-/// Sends `op` bound to op index `index`, retrying idempotent ops on retryable errors, and
-/// returns its sample.
-async fn request<E: Executor>(
-    shared: &LaneShared<E>,
-    op: usize,
-    index: u64,
-    intended: Option<Instant>,
-    sent: Instant,
-) -> Sample {
-    let plan = &*shared.plan;
-    let op_plan = &plan.ops[op];
-    let mut retries = 0;
-    let result: Outcome = loop {
-        let r = shared.executor.execute(op, index).await;
-        match r {
-            Err(kind)
-                if op_plan.idempotent && kind.is_retryable() && retries < plan.cluster.retries =>
-            {
-                retries += 1;
-                let backoff = plan
-                    .cluster
-                    .retry_backoff
-                    .saturating_mul(1 << (retries - 1).min(10));
-                tokio::time::sleep(backoff).await;
-            }
-            r => break r,
-        }
-    };
-    let done = Instant::now();
-    Sample {
-        op,
-        intended,
-        sent,
-        done,
-        result: result.map(|(rows, _)| rows),
-        bytes: result.map_or(0, |(_, b)| b),
-        retries,
     }
 }
 

@@ -5,7 +5,9 @@
 
 mod control;
 mod executor;
+mod in_flight;
 mod lane;
+mod request;
 mod schedule;
 
 #[cfg(test)]

@@ -12,9 +12,12 @@ use crate::plan::{self, ShardEnv};
 use crate::spec::{self, Source};
 use crate::stats::{Aggregator, AggregatorConfig, ClusterGauges, Gauges, Phase, Summary};
 
-/// Sleeps `delay` per op and remembers every index and the highest concurrency it saw.
+/// Sleeps `delay` per op and remembers every index and the highest concurrency it saw. The
+/// first `hang` attempts of each index never answer.
 struct Fake {
     delay: Duration,
+    hang: usize,
+    started: Mutex<Vec<u64>>,
     seen: Mutex<Vec<u64>>,
     now: AtomicU32,
     peak: AtomicU32,
@@ -22,8 +25,14 @@ struct Fake {
 
 impl Fake {
     fn new(delay: Duration) -> Arc<Fake> {
+        Fake::hanging(delay, 0)
+    }
+
+    fn hanging(delay: Duration, hang: usize) -> Arc<Fake> {
         Arc::new(Fake {
             delay,
+            hang,
+            started: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             now: AtomicU32::new(0),
             peak: AtomicU32::new(0),
@@ -33,6 +42,14 @@ impl Fake {
 
 impl Executor for Fake {
     async fn execute(&self, _op: usize, index: u64) -> Outcome {
+        let attempt = {
+            let mut started = self.started.lock().unwrap();
+            started.push(index);
+            started.iter().filter(|&&i| i == index).count()
+        };
+        if attempt <= self.hang {
+            std::future::pending::<()>().await;
+        }
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
@@ -43,8 +60,13 @@ impl Executor for Fake {
 }
 
 fn plan_of(load: &str) -> Arc<Plan> {
+    plan_with("", "", load)
+}
+
+/// A plan with extra `[cluster]` keys and keys of its one op.
+fn plan_with(cluster: &str, op: &str, load: &str) -> Arc<Plan> {
     let text = format!(
-        "name = \"t\"\n[data.k]\nkind = \"sequence\"\n[[ops]]\nname = \"w\"\ncql = \"INSERT INTO t (k) VALUES (?)\"\nargs = [\"k\"]\n[load]\n{load}\n"
+        "name = \"t\"\n[cluster]\n{cluster}\n[data.k]\nkind = \"sequence\"\n[[ops]]\nname = \"w\"\ncql = \"INSERT INTO t (k) VALUES (?)\"\nargs = [\"k\"]\n{op}\n[load]\n{load}\n"
     );
     let source = Source {
         path: PathBuf::from("t.toml"),
@@ -118,6 +140,75 @@ async fn every_model_sends_exactly_n_distinct_ops_within_its_cap() {
             (summary.sent, summary.ok, summary.dropped),
             (1000, 1000, 0),
             "{model}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_past_their_timeout_end_as_client_timeouts_at_their_deadline() {
+    for (model, knob) in [
+        ("chains", "chains"),
+        ("pipeline", "window"),
+        ("sync", "workers"),
+    ] {
+        // 10 ops that never answer, 4 at a time, 50 ms each: three rounds, 150 ms.
+        let plan = plan_with(
+            "",
+            "timeout = \"50ms\"",
+            &format!("model = \"{model}\"\n{knob} = 4\nops = 10\nlanes = 1"),
+        );
+        let start = tokio::time::Instant::now();
+        let (summary, _) = run_with(
+            plan,
+            Fake::hanging(Duration::ZERO, usize::MAX),
+            CancellationToken::new(),
+        )
+        .await;
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_millis(160),
+            "{model}: {took:?}"
+        );
+        assert_eq!(
+            (summary.sent, summary.failed, summary.abandoned),
+            (10, 10, 0),
+            "{model}"
+        );
+        assert_eq!(
+            summary.total.errors_by_kind.get("client_timeout"),
+            Some(&10),
+            "{model}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_idempotent_op_is_retried_after_its_backoff() {
+    for (model, knob) in [("chains", "chains"), ("pipeline", "window")] {
+        // Each first attempt hangs: 50 ms timeout, 10 ms backoff, then 1 ms to answer.
+        let plan = plan_with(
+            "retries = 2\nretry_backoff = \"10ms\"",
+            "timeout = \"50ms\"\nidempotent = true",
+            &format!("model = \"{model}\"\n{knob} = 8\nops = 8\nlanes = 1"),
+        );
+        let start = tokio::time::Instant::now();
+        let fake = Fake::hanging(Duration::from_millis(1), 1);
+        let (summary, _) = run_with(plan, fake.clone(), CancellationToken::new()).await;
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(61) && took < Duration::from_millis(70),
+            "{model}: {took:?}"
+        );
+        assert_eq!(
+            (summary.sent, summary.ok, summary.failed),
+            (8, 8, 0),
+            "{model}"
+        );
+        assert_eq!(summary.total.retries, 8, "{model}");
+        assert_eq!(
+            fake.started.lock().unwrap().len(),
+            16,
+            "{model}: two attempts each"
         );
     }
 }

@@ -1,0 +1,186 @@
+//! One op in flight: its current attempt, the backoff before a retry, and the attempt's
+//! deadline.
+//!
+//! The deadline is enforced by the lane, not by a timer per request. The driver's own timeout
+//! registers every request in tokio's timer wheel (a lock, an insert and a removal) and moves
+//! the driver's multi-KiB future once more; together that was ~4% of the client's CPU per
+//! insert (BENCHMARKS.md). A lane instead keeps one timer at the earliest deadline of its
+//! requests. When it fires (about once per timeout unless requests really time out) the lane
+//! calls [`Request::expire`] on each request, which marks the ones past their deadline and
+//! wakes them; they then end as `client_timeout`, dropping the attempt (the driver forgets a
+//! dropped request and discards its late response).
+//!
+//! A request is one attempt: a retry comes back to the lane, which sends it as a new request
+//! after its backoff (so every attempt is made at the one place the lane calls the executor).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::executor::Outcome;
+use crate::cql::ErrorKind;
+use crate::plan::Plan;
+use crate::stats::Sample;
+
+/// What a request resolves to: its sample, or a retry the lane sends as a new request.
+pub enum Finished {
+    Done(Sample),
+    Retry(Retry),
+}
+
+/// An op to send again after a backoff; it keeps its place in the in-flight count.
+pub struct Retry {
+    pub op: usize,
+    pub index: u64,
+    intended: Option<Instant>,
+    sent: Instant,
+    retries: u32,
+    backoff: Duration,
+}
+
+pin_project! {
+    /// One attempt of an op, possibly after a backoff.
+    pub struct Request<'a, F> {
+        plan: &'a Plan,
+        op: usize,
+        index: u64,
+        intended: Option<Instant>,
+        sent: Instant,
+        retries: u32,
+        // When the attempt times out; during the backoff, the earliest it can.
+        // `None` when the timeout is too long to add to an instant.
+        deadline: Option<Instant>,
+        // Set by the lane once the deadline has passed.
+        expired: bool,
+        // The waker of the last poll, to wake the request when it expires.
+        waker: Option<Waker>,
+        backoff: Option<Pin<Box<Sleep>>>,
+        #[pin]
+        attempt: F,
+    }
+}
+
+impl<'a, F: Future<Output = Outcome>> Request<'a, F> {
+    /// The first attempt of op `op` on op index `index`, sent at `sent` (`attempt` is not
+    /// polled until the lane polls the request).
+    pub fn new(
+        plan: &'a Plan,
+        op: usize,
+        index: u64,
+        attempt: F,
+        intended: Option<Instant>,
+        sent: Instant,
+    ) -> Self {
+        Request {
+            plan,
+            op,
+            index,
+            intended,
+            sent,
+            retries: 0,
+            deadline: sent.checked_add(plan.ops[op].timeout),
+            expired: false,
+            waker: None,
+            backoff: None,
+            attempt,
+        }
+    }
+
+    /// `attempt` sends `retry` again once its backoff has passed.
+    pub fn retry(plan: &'a Plan, retry: Retry, attempt: F) -> Self {
+        let now = Instant::now();
+        Request {
+            plan,
+            op: retry.op,
+            index: retry.index,
+            intended: retry.intended,
+            sent: retry.sent,
+            retries: retry.retries,
+            deadline: now
+                .checked_add(retry.backoff)
+                .and_then(|t| t.checked_add(plan.ops[retry.op].timeout)),
+            expired: false,
+            waker: None,
+            backoff: Some(Box::pin(tokio::time::sleep(retry.backoff))),
+            attempt,
+        }
+    }
+
+    /// The deadline of the attempt (or the earliest it can be, before the backoff ends).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Marks the request as timed out and wakes it when its attempt is running and past its
+    /// deadline at `now`. Returns the deadline still ahead, if any.
+    pub fn expire(self: Pin<&mut Self>, now: Instant) -> Option<Instant> {
+        let this = self.project();
+        let deadline = (*this.deadline)?;
+        if deadline > now || this.backoff.is_some() {
+            return Some(deadline);
+        }
+        if !*this.expired {
+            *this.expired = true;
+            if let Some(w) = this.waker {
+                w.wake_by_ref();
+            }
+        }
+        None
+    }
+}
+
+impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
+    type Output = Finished;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finished> {
+        let this = self.project();
+        let op_plan = &this.plan.ops[*this.op];
+        if let Some(sleep) = this.backoff {
+            ready!(sleep.as_mut().poll(cx));
+            *this.backoff = None;
+            *this.deadline = Instant::now().checked_add(op_plan.timeout);
+        }
+        let outcome = match this.attempt.poll(cx) {
+            Poll::Ready(outcome) => outcome,
+            // Dropping the request drops the attempt: the driver forgets it.
+            Poll::Pending if *this.expired => Err(ErrorKind::ClientTimeout),
+            Poll::Pending => {
+                if this.waker.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+                    *this.waker = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+        };
+        let cluster = &this.plan.cluster;
+        if let Err(kind) = outcome
+            && op_plan.idempotent
+            && kind.is_retryable()
+            && *this.retries < cluster.retries
+        {
+            let retries = *this.retries + 1;
+            return Poll::Ready(Finished::Retry(Retry {
+                op: *this.op,
+                index: *this.index,
+                intended: *this.intended,
+                sent: *this.sent,
+                retries,
+                backoff: cluster
+                    .retry_backoff
+                    .saturating_mul(1 << (retries - 1).min(10)),
+            }));
+        }
+        Poll::Ready(Finished::Done(Sample {
+            op: *this.op,
+            intended: *this.intended,
+            sent: *this.sent,
+            done: Instant::now(),
+            result: outcome.map(|(rows, _)| rows),
+            bytes: outcome.map_or(0, |(_, b)| b),
+            retries: *this.retries,
+        }))
+    }
+}
