@@ -1,17 +1,18 @@
-//! One op in flight: its current attempt, the backoff before a retry, and the attempt's
+//! One attempt of an op in flight: the backoff before it (for a retry), the attempt, and its
 //! deadline.
 //!
 //! The deadline is enforced by the lane, not by a timer per request. The driver's own timeout
 //! registers every request in tokio's timer wheel (a lock, an insert and a removal) and moves
-//! the driver's multi-KiB future once more; together that was ~4% of the client's CPU per
-//! insert (BENCHMARKS.md). A lane instead keeps one timer at the earliest deadline of its
-//! requests. When it fires (about once per timeout unless requests really time out) the lane
+//! the driver's multi-KiB future once more; without them the client spends 6.6% less CPU per
+//! insert (BENCHMARKS.md). A lane instead keeps one timer at or before the earliest deadline of
+//! its requests. When it fires (about once per timeout unless requests really time out) the lane
 //! calls [`Request::expire`] on each request, which marks the ones past their deadline and
 //! wakes them; they then end as `client_timeout`, dropping the attempt (the driver forgets a
 //! dropped request and discards its late response).
 //!
-//! A request is one attempt: a retry comes back to the lane, which sends it as a new request
-//! after its backoff (so every attempt is made at the one place the lane calls the executor).
+//! A retry comes back to the lane as [`Finished::Retry`], and the lane sends it as a new
+//! request that waits out the backoff first: every attempt is made where the lane calls the
+//! executor, so the attempt's type is the one the lane's in-flight set holds.
 
 use std::future::Future;
 use std::pin::Pin;
