@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::control::{Control, Settings};
 use super::executor::{Executor, Outcome};
 use super::in_flight::InFlight;
-use super::request::{Finished, Request};
+use super::request::{Finished, Request, Ticket};
 use crate::data::{mix, unit};
 use crate::plan::{End, Model, Plan};
 use crate::spec::OnBacklog;
@@ -46,46 +46,68 @@ pub struct LaneShared<E> {
     pub lanes: u32,
 }
 
-/// The lane's timer for the deadlines of its requests (see [`Request`] for why not one timer
-/// per request). Armed at or before the earliest deadline: a request that finishes leaves the
-/// timer where it was, and the timer firing early only costs a pass over the requests.
-struct Deadlines {
-    timer: Pin<Box<Sleep>>,
+/// A timer made once and re-armed in place: a fresh `sleep_until()` per turn of the lane's
+/// loop would register with the timer wheel (a lock) on every request. A lane has two: when
+/// the next op is due, and the deadlines of its requests.
+struct Alarm {
+    sleep: Pin<Box<Sleep>>,
+    /// What `sleep` is set to, armed or not.
+    sleep_at: Instant,
+    /// When it should fire; `None` when disarmed.
     at: Option<Instant>,
 }
 
-impl Deadlines {
-    fn new() -> Deadlines {
-        Deadlines {
-            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+impl Alarm {
+    fn new() -> Alarm {
+        let now = Instant::now();
+        Alarm {
+            sleep: Box::pin(tokio::time::sleep_until(now)),
+            sleep_at: now,
             at: None,
         }
     }
 
-    /// Makes sure the timer fires by `deadline`.
-    fn arm(&mut self, deadline: Option<Instant>) {
-        if let Some(d) = deadline
-            && self.at.is_none_or(|at| d < at)
+    /// Fires at `at`, or never with `None`. The timer is reset only for a new time, so
+    /// disarming and re-arming for the same time (a lane at its cap) costs nothing.
+    fn set(&mut self, at: Option<Instant>) {
+        if let Some(t) = at
+            && t != self.sleep_at
         {
-            self.timer.as_mut().reset(d);
-            self.at = Some(d);
+            self.sleep.as_mut().reset(t);
+            self.sleep_at = t;
+        }
+        self.at = at;
+    }
+
+    /// Makes sure it fires by `at`.
+    fn no_later_than(&mut self, at: Option<Instant>) {
+        if let Some(t) = at
+            && self.at.is_none_or(|a| t < a)
+        {
+            self.set(at);
         }
     }
 
-    /// Resolves when the timer fires; pending while it is not armed.
+    /// Resolves when it fires, and disarms; pending while it is not armed.
     async fn fired(&mut self) {
         if self.at.is_none() {
             return std::future::pending().await;
         }
-        (&mut self.timer).await;
+        (&mut self.sleep).await;
         self.at = None;
     }
+}
 
-    /// Times out the requests past their deadline and re-arms for the earliest one left.
-    fn expire<F: Future<Output = Outcome>>(&mut self, in_flight: &mut InFlight<Request<'_, F>>) {
-        let now = Instant::now();
-        in_flight.each(|r| self.arm(r.expire(now)));
-    }
+/// Times out the requests past their deadline, and sets `deadlines` for the earliest left.
+/// The deadline alarm is kept at or before the earliest deadline (see [`Request`] for why one
+/// timer per lane): a request that finishes leaves it where it was, and firing early only
+/// costs this pass.
+fn expire<F: Future<Output = Outcome>>(
+    deadlines: &mut Alarm,
+    in_flight: &mut InFlight<Request<'_, F>>,
+) {
+    let now = Instant::now();
+    in_flight.each(|r| deadlines.no_later_than(r.expire(now)));
 }
 
 /// The lane's share of `total`: lanes below `total % lanes` take one more.
@@ -139,25 +161,23 @@ impl<E: Executor> Lane<'_, E> {
         let mut exhausted = false;
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Made once and polled in place: a fresh `cancelled()` or `sleep_until()` per turn of
-        // the loop would register with the token's and the timer's shared waiter lists (a
-        // lock) on every request. Settings are checked with an atomic load at the top of
-        // each turn; an idle lane wakes for them with its report tick.
+        // Made once and polled in place: a fresh `cancelled()` per turn of the loop would
+        // register with the token's waiter list (a lock shared by the lanes) on every request.
+        // Settings are checked with an atomic load at the top of each turn; an idle lane wakes
+        // for them with its report tick.
         let stopped = shared.stop.cancelled();
         tokio::pin!(stopped);
-        let timer = tokio::time::sleep_until(Instant::now());
-        tokio::pin!(timer);
-        let mut timer_at: Option<Instant> = None;
-        // The requests' deadlines: one timer, armed no later than the earliest of them.
-        let mut deadlines = Deadlines::new();
-        // A retry keeps its place in flight: a new request for the same op and index. (A
-        // macro: the executor's future type cannot be named in a helper's signature.)
-        macro_rules! resend {
-            ($retry:expr) => {{
-                let retry = $retry;
-                let attempt = shared.executor.execute(retry.op, retry.index);
-                let request = Request::retry(&shared.plan, retry, attempt);
-                deadlines.arm(request.deadline());
+        // When the next op is due, and the earliest deadline of the requests in flight.
+        let mut due = Alarm::new();
+        let mut deadlines = Alarm::new();
+        // Sends a ticket's attempt (a new op, or a retry keeping its place in flight). A
+        // macro: the executor's future type cannot be named in a helper's signature.
+        macro_rules! send {
+            ($ticket:expr) => {{
+                let ticket: Ticket = $ticket;
+                let attempt = shared.executor.execute(ticket.op, ticket.index);
+                let request = Request::new(&shared.plan, ticket, attempt);
+                deadlines.no_later_than(request.deadline());
                 in_flight.push(request);
             }};
         }
@@ -198,25 +218,18 @@ impl<E: Executor> Lane<'_, E> {
                     self.stats.record_sent(intended, now, in_flight_after);
                     let index = shared.plan.load.index_map.index(k);
                     let op = choose(&self.settings.weights, shared.plan.seed, index);
-                    let attempt = shared.executor.execute(op, index);
-                    let request = Request::new(&shared.plan, op, index, attempt, intended, now);
-                    deadlines.arm(request.deadline());
-                    in_flight.push(request);
+                    send!(Ticket::new(op, index, intended, now));
                     self.sent_in_batch += 1;
                 }
             }
             if exhausted && in_flight.len() == 0 {
                 break;
             }
-            let wake = pending
-                .and_then(|(_, t)| t)
-                .filter(|_| !self.settings.paused && self.may_send(in_flight.len()));
-            if let Some(t) = wake
-                && timer_at != Some(t)
-            {
-                timer.as_mut().reset(t);
-                timer_at = Some(t);
-            }
+            due.set(
+                pending
+                    .and_then(|(_, t)| t)
+                    .filter(|_| !self.settings.paused && self.may_send(in_flight.len())),
+            );
             // Biased, completions first: while requests keep finishing, the other branches
             // (and the stop token's waiter list, behind a lock shared by the lanes) are polled
             // once per wake-up instead of on about every other request. A stop is still seen
@@ -225,10 +238,10 @@ impl<E: Executor> Lane<'_, E> {
                 biased;
                 Some(finished) = in_flight.next(), if in_flight.len() > 0 => match finished {
                     Finished::Done(sample) => self.record(&sample, in_flight.len()),
-                    Finished::Retry(retry) => resend!(retry),
+                    Finished::Retry(ticket) => send!(ticket),
                 },
-                _ = &mut timer, if wake.is_some() => timer_at = None,
-                _ = deadlines.fired() => deadlines.expire(&mut in_flight),
+                _ = due.fired() => {}
+                _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
                 _ = report.tick() => self.report(in_flight.len(), false),
                 _ = &mut stopped => {}
             }
@@ -241,17 +254,19 @@ impl<E: Executor> Lane<'_, E> {
         {
             self.stats.dropped_draining += 1;
         }
+        let abandoned = shared.abandon.cancelled();
+        tokio::pin!(abandoned);
         while in_flight.len() > 0 {
             tokio::select! {
                 biased;
                 Some(finished) = in_flight.next() => match finished {
                     Finished::Done(sample) => self.record(&sample, in_flight.len()),
                     // Retries count as in flight: drained like the rest.
-                    Finished::Retry(retry) => resend!(retry),
+                    Finished::Retry(ticket) => send!(ticket),
                 },
-                _ = deadlines.fired() => deadlines.expire(&mut in_flight),
+                _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
                 _ = report.tick() => self.report(in_flight.len(), false),
-                _ = shared.abandon.cancelled() => break,
+                _ = &mut abandoned => break,
             }
         }
         self.report(in_flight.len(), true);

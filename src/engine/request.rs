@@ -10,14 +10,14 @@
 //! wakes them; they then end as `client_timeout`, dropping the attempt (the driver forgets a
 //! dropped request and discards its late response).
 //!
-//! A retry comes back to the lane as [`Finished::Retry`], and the lane sends it as a new
-//! request that waits out the backoff first: every attempt is made where the lane calls the
-//! executor, so the attempt's type is the one the lane's in-flight set holds.
+//! A retry comes back to the lane as [`Finished::Retry`] with its [`Ticket`], and the lane
+//! sends it as a new request that waits out the backoff first: every attempt is made where
+//! the lane calls the executor, so the attempt's type is the one the lane's in-flight set
+//! holds.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -27,31 +27,41 @@ use crate::cql::ErrorKind;
 use crate::plan::Plan;
 use crate::stats::Sample;
 
-/// What a request resolves to: its sample, or a retry the lane sends as a new request.
+/// What a request resolves to: its sample, or its op's ticket to send again.
 pub enum Finished {
     Done(Sample),
-    Retry(Retry),
+    Retry(Ticket),
 }
 
-/// An op to send again after a backoff; it keeps its place in the in-flight count.
-pub struct Retry {
+/// An op while it is in flight, across its attempts: which op, its index, when it was due
+/// and first sent, and the retries so far.
+#[derive(Clone, Copy)]
+pub struct Ticket {
     pub op: usize,
     pub index: u64,
-    intended: Option<Instant>,
-    sent: Instant,
-    retries: u32,
-    backoff: Duration,
+    pub intended: Option<Instant>,
+    pub sent: Instant,
+    pub retries: u32,
+}
+
+impl Ticket {
+    /// The first attempt of op `op` on op index `index`, sent at `sent`.
+    pub fn new(op: usize, index: u64, intended: Option<Instant>, sent: Instant) -> Ticket {
+        Ticket {
+            op,
+            index,
+            intended,
+            sent,
+            retries: 0,
+        }
+    }
 }
 
 pin_project! {
-    /// One attempt of an op, possibly after a backoff.
+    /// One attempt of an op, after its backoff when it is a retry.
     pub struct Request<'a, F> {
         plan: &'a Plan,
-        op: usize,
-        index: u64,
-        intended: Option<Instant>,
-        sent: Instant,
-        retries: u32,
+        ticket: Ticket,
         // When the attempt times out; during the backoff, the earliest it can.
         // `None` when the timeout is too long to add to an instant.
         deadline: Option<Instant>,
@@ -66,47 +76,31 @@ pin_project! {
 }
 
 impl<'a, F: Future<Output = Outcome>> Request<'a, F> {
-    /// The first attempt of op `op` on op index `index`, sent at `sent` (`attempt` is not
-    /// polled until the lane polls the request).
-    pub fn new(
-        plan: &'a Plan,
-        op: usize,
-        index: u64,
-        attempt: F,
-        intended: Option<Instant>,
-        sent: Instant,
-    ) -> Self {
+    /// `attempt` (not polled until the lane polls the request) for `ticket`; a retry first
+    /// waits out its backoff, `retry_backoff` doubled for each retry before it.
+    pub fn new(plan: &'a Plan, ticket: Ticket, attempt: F) -> Self {
+        let timeout = plan.ops[ticket.op].timeout;
+        let (deadline, backoff) = match ticket.retries {
+            0 => (ticket.sent.checked_add(timeout), None),
+            n => {
+                let backoff = plan
+                    .cluster
+                    .retry_backoff
+                    .saturating_mul(1 << (n - 1).min(10));
+                let start = Instant::now().checked_add(backoff);
+                (
+                    start.and_then(|t| t.checked_add(timeout)),
+                    Some(Box::pin(tokio::time::sleep(backoff))),
+                )
+            }
+        };
         Request {
             plan,
-            op,
-            index,
-            intended,
-            sent,
-            retries: 0,
-            deadline: sent.checked_add(plan.ops[op].timeout),
+            ticket,
+            deadline,
             expired: false,
             waker: None,
-            backoff: None,
-            attempt,
-        }
-    }
-
-    /// `attempt` sends `retry` again once its backoff has passed.
-    pub fn retry(plan: &'a Plan, retry: Retry, attempt: F) -> Self {
-        let now = Instant::now();
-        Request {
-            plan,
-            op: retry.op,
-            index: retry.index,
-            intended: retry.intended,
-            sent: retry.sent,
-            retries: retry.retries,
-            deadline: now
-                .checked_add(retry.backoff)
-                .and_then(|t| t.checked_add(plan.ops[retry.op].timeout)),
-            expired: false,
-            waker: None,
-            backoff: Some(Box::pin(tokio::time::sleep(retry.backoff))),
+            backoff,
             attempt,
         }
     }
@@ -139,7 +133,8 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Finished> {
         let this = self.project();
-        let op_plan = &this.plan.ops[*this.op];
+        let ticket = *this.ticket;
+        let op_plan = &this.plan.ops[ticket.op];
         if let Some(sleep) = this.backoff {
             ready!(sleep.as_mut().poll(cx));
             *this.backoff = None;
@@ -156,32 +151,24 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
                 return Poll::Pending;
             }
         };
-        let cluster = &this.plan.cluster;
         if let Err(kind) = outcome
             && op_plan.idempotent
             && kind.is_retryable()
-            && *this.retries < cluster.retries
+            && ticket.retries < this.plan.cluster.retries
         {
-            let retries = *this.retries + 1;
-            return Poll::Ready(Finished::Retry(Retry {
-                op: *this.op,
-                index: *this.index,
-                intended: *this.intended,
-                sent: *this.sent,
-                retries,
-                backoff: cluster
-                    .retry_backoff
-                    .saturating_mul(1 << (retries - 1).min(10)),
+            return Poll::Ready(Finished::Retry(Ticket {
+                retries: ticket.retries + 1,
+                ..ticket
             }));
         }
         Poll::Ready(Finished::Done(Sample {
-            op: *this.op,
-            intended: *this.intended,
-            sent: *this.sent,
+            op: ticket.op,
+            intended: ticket.intended,
+            sent: ticket.sent,
             done: Instant::now(),
             result: outcome.map(|(rows, _)| rows),
             bytes: outcome.map_or(0, |(_, b)| b),
-            retries: *this.retries,
+            retries: ticket.retries,
         }))
     }
 }
