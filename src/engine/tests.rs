@@ -76,6 +76,13 @@ fn plan_with(cluster: &str, op: &str, load: &str) -> Arc<Plan> {
     Arc::new(plan::build(&spec, &source, &|_| None, &ShardEnv::default(), 0).unwrap())
 }
 
+/// Runs `plan` to its end against `fake`; returns the summary and the (virtual) time it took.
+async fn run_timed(plan: Arc<Plan>, fake: Arc<Fake>) -> (Summary, Duration) {
+    let start = tokio::time::Instant::now();
+    let (summary, _) = run_with(plan, fake, CancellationToken::new()).await;
+    (summary, start.elapsed())
+}
+
 /// Runs the engine and the aggregator to the end; returns the summary.
 async fn run_with(
     plan: Arc<Plan>,
@@ -157,14 +164,7 @@ async fn requests_past_their_timeout_end_as_client_timeouts_at_their_deadline() 
             "timeout = \"50ms\"",
             &format!("model = \"{model}\"\n{knob} = 4\nops = 10\nlanes = 1"),
         );
-        let start = tokio::time::Instant::now();
-        let (summary, _) = run_with(
-            plan,
-            Fake::hanging(Duration::ZERO, usize::MAX),
-            CancellationToken::new(),
-        )
-        .await;
-        let took = start.elapsed();
+        let (summary, took) = run_timed(plan, Fake::hanging(Duration::ZERO, usize::MAX)).await;
         assert!(
             took >= Duration::from_millis(150) && took < Duration::from_millis(160),
             "{model}: {took:?}"
@@ -191,10 +191,8 @@ async fn a_timed_out_idempotent_op_is_retried_after_its_backoff() {
             "timeout = \"50ms\"\nidempotent = true",
             &format!("model = \"{model}\"\n{knob} = 8\nops = 8\nlanes = 1"),
         );
-        let start = tokio::time::Instant::now();
         let fake = Fake::hanging(Duration::from_millis(1), 1);
-        let (summary, _) = run_with(plan, fake.clone(), CancellationToken::new()).await;
-        let took = start.elapsed();
+        let (summary, took) = run_timed(plan, fake.clone()).await;
         assert!(
             took >= Duration::from_millis(61) && took < Duration::from_millis(70),
             "{model}: {took:?}"
@@ -217,14 +215,7 @@ async fn a_timed_out_idempotent_op_is_retried_after_its_backoff() {
 async fn batches_wait_for_the_whole_batch() {
     // 3 ops of 10 ms in batches of 2 on one lane: 2 batches of 10 ms, so 20 ms, not 15.
     let plan = plan_of("model = \"batches\"\nbatch_size = 2\nops = 4\nlanes = 1");
-    let start = tokio::time::Instant::now();
-    run_with(
-        plan,
-        Fake::new(Duration::from_millis(10)),
-        CancellationToken::new(),
-    )
-    .await;
-    let took = start.elapsed();
+    let (_, took) = run_timed(plan, Fake::new(Duration::from_millis(10))).await;
     assert!(
         took >= Duration::from_millis(20) && took < Duration::from_millis(25),
         "{took:?}"
@@ -235,14 +226,8 @@ async fn batches_wait_for_the_whole_batch() {
 async fn an_open_loop_rate_paces_ops_from_an_absolute_start() {
     // 500 ops at 1000/s take half a second of (virtual) time, whatever the model's speed.
     let plan = plan_of("model = \"chains\"\nchains = 50\nops = 500\nrate = 1000.0");
-    let start = tokio::time::Instant::now();
-    let (summary, _) = run_with(
-        plan,
-        Fake::new(Duration::from_millis(1)),
-        CancellationToken::new(),
-    )
-    .await;
-    let took = start.elapsed().as_secs_f64();
+    let (summary, took) = run_timed(plan, Fake::new(Duration::from_millis(1))).await;
+    let took = took.as_secs_f64();
     assert!((0.499..0.51).contains(&took), "took {took} s");
     assert_eq!(summary.sent, 500);
     let lag = summary.schedule_lag.expect("lag is measured with a rate");
