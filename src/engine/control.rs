@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use tokio::sync::watch;
 
+use super::model;
 use super::schedule::Schedule;
 use crate::plan::{LoadPlan, Model, OpPlan};
 
@@ -26,12 +27,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The in-flight limit that results: the knob, capped by `max_in_flight`.
+    /// The in-flight limit that results (see [`model::in_flight_limit`]).
     pub fn in_flight_limit(&self, model: Model) -> u32 {
-        match model {
-            Model::Unbounded => self.max_in_flight,
-            _ => self.concurrency.min(self.max_in_flight),
-        }
+        model::in_flight_limit(model, self)
     }
 }
 
@@ -164,31 +162,14 @@ impl Control {
         Ok(())
     }
 
-    /// Sets the model's knob; refused above the in-flight cap.
+    /// Sets the model's knob (see [`model::set_knob`]); a refusal changes nothing.
     pub fn set_concurrency(&self, value: u32) -> Result<(), Refused> {
-        let max = self.tx.borrow().max_in_flight;
-        if value == 0 {
-            return Err(Refused {
-                field: "concurrency",
-                message: "must be at least 1".into(),
-            });
-        }
-        if self.model == Model::Unbounded {
-            // The unbounded model's only limit is the cap itself.
-            self.tx.send_modify(|s| {
-                s.concurrency = value;
-                s.max_in_flight = value;
-            });
-            return Ok(());
-        }
-        if value > max {
-            return Err(Refused {
-                field: "concurrency",
-                message: format!("{value} is above max_in_flight ({max})"),
-            });
-        }
-        self.tx.send_modify(|s| s.concurrency = value);
-        Ok(())
+        let mut result = Ok(());
+        self.tx.send_if_modified(|s| {
+            result = model::set_knob(self.model, s, value);
+            result.is_ok()
+        });
+        result
     }
 
     /// Applies the hot fields of a reloaded plan: rate or stages, concurrency, cap, weights.

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::control::{Control, Settings};
 use super::executor::{Executor, Outcome};
 use super::in_flight::InFlight;
+use super::model::{self, Gate};
 use super::request::{Finished, Request, Ticket};
 use crate::data::{mix, unit};
-use crate::plan::{End, Model, Plan};
+use crate::plan::{End, Plan};
 use crate::spec::OnBacklog;
 use crate::stats::{LaneReport, LaneStats, Report, Sample};
 
@@ -110,11 +111,6 @@ fn expire<F: Future<Output = Outcome>>(
     in_flight.each(|r| deadlines.no_later_than(r.expire(now)));
 }
 
-/// The lane's share of `total`: lanes below `total % lanes` take one more.
-pub fn share(total: u32, lane: u32, lanes: u32) -> u32 {
-    total / lanes + u32::from(lane < total % lanes)
-}
-
 struct Lane<'a, E> {
     id: u32,
     shared: &'a LaneShared<E>,
@@ -122,9 +118,8 @@ struct Lane<'a, E> {
     capacity: u32,
     stats: LaneStats,
     measuring: bool,
-    /// The batches model: whether the current batch is still being filled.
-    filling: bool,
-    sent_in_batch: u32,
+    /// The model's rule for sending another request.
+    gate: Gate,
 }
 
 pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) {
@@ -138,8 +133,7 @@ pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) {
         settings,
         stats: LaneStats::new(plan.ops.len(), plan.metrics.hdr_significant_digits),
         measuring: shared.measure_from <= Instant::now(),
-        filling: true,
-        sent_in_batch: 0,
+        gate: Gate::new(shared.control.model()),
     };
     lane.capacity = lane.capacity_for(&lane.settings);
     lane.drive(&mut rx).await;
@@ -147,16 +141,12 @@ pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) {
 
 impl<E: Executor> Lane<'_, E> {
     fn capacity_for(&self, s: &Settings) -> u32 {
-        let model = self.shared.control.model();
-        match model {
-            Model::Sync => u32::from(self.id < s.concurrency.min(s.max_in_flight)),
-            _ => share(s.in_flight_limit(model), self.id, self.shared.lanes),
-        }
+        model::lane_capacity(self.shared.control.model(), s, self.id, self.shared.lanes)
     }
 
     async fn drive(&mut self, rx: &mut watch::Receiver<Settings>) {
         let shared = self.shared;
-        let mut in_flight = InFlight::new(shared.control.model() == Model::Pipeline);
+        let mut in_flight = InFlight::new(model::waits_for_oldest(shared.control.model()));
         let mut pending: Option<(u64, Option<Instant>)> = None;
         let mut exhausted = false;
         let mut report = tokio::time::interval(REPORT_EVERY);
@@ -219,7 +209,7 @@ impl<E: Executor> Lane<'_, E> {
                     let index = shared.plan.load.index_map.index(k);
                     let op = choose(&self.settings.weights, shared.plan.seed, index);
                     send!(Ticket::new(op, index, intended, now));
-                    self.sent_in_batch += 1;
+                    self.gate.sent();
                 }
             }
             if exhausted && in_flight.len() == 0 {
@@ -279,19 +269,7 @@ impl<E: Executor> Lane<'_, E> {
 
     /// Whether the model lets this lane send another request now.
     fn may_send(&mut self, in_flight: usize) -> bool {
-        let in_flight = in_flight as u32;
-        if self.shared.control.model() != Model::Batches {
-            return in_flight < self.capacity;
-        }
-        // Batches: fill a batch, then wait for all of it before the next.
-        if in_flight == 0 && !self.filling {
-            self.filling = true;
-            self.sent_in_batch = 0;
-        }
-        if self.filling && self.sent_in_batch >= self.capacity {
-            self.filling = false;
-        }
-        self.filling && self.capacity > 0
+        self.gate.may_send(in_flight as u32, self.capacity)
     }
 
     /// The next op number and its intended time, or `None` when the run's ops are used up.

@@ -1,4 +1,5 @@
-//! The engine: the schedule, the five concurrency models and the lanes that run them.
+//! The engine: the schedule, the five concurrency models ([`model`]: one place to learn them)
+//! and the lanes that run them.
 //!
 //! It knows no HTTP and no Prometheus: control arrives through [`Control`] (a `watch` of
 //! settings), results leave as lane reports to the stats aggregator.
@@ -7,6 +8,7 @@ mod control;
 mod executor;
 mod in_flight;
 mod lane;
+pub mod model;
 mod request;
 mod schedule;
 
@@ -24,10 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use control::{Control, Refused, Settings};
 pub use executor::{CqlExecutor, Executor, Outcome};
-pub use lane::{DROP_AFTER, choose, share};
+pub use lane::{DROP_AFTER, choose};
+pub use model::share;
 pub use schedule::Schedule;
 
-use crate::plan::{End, Model, Plan};
+use crate::plan::{End, Plan};
 use crate::stats::Report;
 use lane::LaneShared;
 
@@ -85,14 +88,10 @@ pub async fn run<E: Executor>(
 
     let mut set = JoinSet::new();
     let mut spawned = 0u32;
-    let wanted = |s: &Settings| match plan.load.model {
-        Model::Sync => s.concurrency.min(s.max_in_flight),
-        _ => lanes,
-    };
     let mut settings = control.subscribe();
     let mut draining = false;
     loop {
-        let want = wanted(&settings.borrow_and_update());
+        let want = model::lanes_wanted(plan.load.model, &settings.borrow_and_update(), lanes);
         while spawned < want && !draining {
             set.spawn(lane::run(shared.clone(), spawned));
             spawned += 1;

@@ -47,6 +47,33 @@ impl Schedule {
         }
     }
 
+    /// The same plan, `by` later: what a pause of `by` does to it. Ops due before the pause
+    /// and not yet sent stay as late as they were; the stage in force goes on where it was.
+    pub fn shifted(&self, by: Duration) -> Schedule {
+        Schedule {
+            at: self.at.checked_add(by).unwrap_or(self.at),
+            ..self.clone()
+        }
+    }
+
+    /// The stage in force at `now` (its index among this schedule's stages); `None` once the
+    /// stages are over (the last rate holds) or when there are none.
+    pub fn stage_at(&self, now: Instant) -> Option<usize> {
+        let mut end = self.at;
+        for (i, s) in self.stages.iter().enumerate() {
+            end += s.duration;
+            if now < end {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// The stages of this schedule (from its anchor on).
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
     pub fn is_throttled(&self) -> bool {
         self.rate > 0.0 || !self.stages.is_empty()
     }
@@ -214,5 +241,32 @@ mod tests {
             assert_eq!(s.due_before(t + Duration::from_nanos(1)), k + 1, "op {k}");
         }
         assert!(Schedule::unthrottled(Instant::now(), 0).due(3).is_none());
+    }
+
+    #[test]
+    fn a_shifted_schedule_keeps_its_stages() {
+        let stages = vec![
+            Stage {
+                duration: Duration::from_secs(10),
+                rate: 100.0,
+                ramp: false,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                rate: 300.0,
+                ramp: false,
+            },
+        ];
+        let s = Schedule::staged(Instant::now(), 0, stages, 300.0);
+        let later = s.shifted(Duration::from_secs(4));
+        assert_eq!(s.stage_at(s.at + Duration::from_secs(9)), Some(0));
+        assert_eq!(later.stage_at(s.at + Duration::from_secs(13)), Some(0));
+        assert_eq!(later.stage_at(s.at + Duration::from_secs(14)), Some(1));
+        assert_eq!(later.stage_at(s.at + Duration::from_secs(24)), None);
+        assert_eq!(
+            later.due(1500).unwrap() - s.due(1500).unwrap(),
+            Duration::from_secs(4)
+        );
+        assert_eq!(later.rate_at(s.at + Duration::from_secs(15)), 300.0);
     }
 }
