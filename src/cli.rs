@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::compare::Format;
 use crate::spec::{Override, env_overrides};
 
 #[derive(Debug, Parser)]
@@ -171,13 +172,6 @@ pub struct CheckArgs {
     /// Also connect, create missing schema (never dropping anything) and prepare every op.
     #[arg(long)]
     pub connect: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -8,10 +8,17 @@ use std::path::Path;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Format;
 use crate::daemon::{self, Loaded, RunError, RunOptions};
 use crate::plan::{self, Model, ShardEnv};
 use crate::spec::{self, OnBacklog, Override, SchemaMode, SpecError};
+
+/// How [`render`] writes the rows (`--format`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Markdown,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {

@@ -1,9 +1,29 @@
 //! cqlpulse: a load generator for Apache Cassandra and ScyllaDB.
 //!
-//! Data flows one way: [`spec`] (the file) -> [`plan`] (validated, typed) -> [`engine`]
-//! (scheduler, models, lanes) -> [`stats`] (per-lane histograms merged into snapshots) ->
-//! exporters ([`metrics`], the summary). [`http`] serves the exporters and sends control
-//! changes to the engine through a `watch` channel.
+//! Data flows one way:
+//!
+//! ```text
+//!   spec ──> plan ──> engine ──> stats ──> metrics, the summary, the HDR log
+//!   (TOML)  (checked)  (lanes)   (merged)       │
+//!                        ▲                      ▼
+//!                        └──── control ───── http (/metrics, /status, control routes)
+//! ```
+//!
+//! and imports never go round in a circle: each module uses only modules listed before it
+//! in spec, data, plan, cql, process, stats, engine, metrics, logging, daemon, http, compare,
+//! cli (the engine hands its reports to stats types; stats knows no engine).
+//!
+//! - [`spec`]: the TOML file, its strict parsing, overrides, and error positions.
+//! - [`plan`]: the validated, typed plan; the only thing the engine sees.
+//! - [`data`]: value generators, pure functions of (seed, op index).
+//! - [`cql`]: the driver session, schema, prepared statements, value binding, error kinds.
+//! - [`engine`]: the schedule, the five models ([`engine::model`]), lanes and their requests;
+//!   steered through [`engine::Control`], reporting to the stats aggregator.
+//! - [`stats`]: per-lane statistics, the aggregator, snapshots, the summary, the HDR log.
+//! - [`metrics`]: the Prometheus exposition of snapshots; [`http`]: its routes and control.
+//! - [`daemon`]: a run from start to end (connect, run, drain, reload, `check`); [`compare`]
+//!   runs the models in turn; [`cli`] and `main.rs` are the command line on top.
+//! - [`process`]: this process's CPU, memory and I/O; [`logging`]: where log lines go.
 
 pub mod cli;
 pub mod compare;
@@ -12,6 +32,7 @@ pub mod daemon;
 pub mod data;
 pub mod engine;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod process;

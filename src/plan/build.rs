@@ -59,13 +59,10 @@ pub fn build(
     })
 }
 
-/// Builds a located error about a field.
-pub(super) type Err<'a> = dyn Fn(&str, String) -> SpecError + 'a;
-
 fn cluster(
     spec: &Spec,
     env: &dyn Fn(&str) -> Option<String>,
-    err: &Err,
+    err: &ErrorAt,
 ) -> Result<ClusterPlan, SpecError> {
     let c = &spec.cluster;
     if c.contact_points.is_empty() {
@@ -162,7 +159,7 @@ fn cluster(
     })
 }
 
-fn check_schema(spec: &Spec, err: &Err) -> Result<(), SpecError> {
+fn check_schema(spec: &Spec, err: &ErrorAt) -> Result<(), SpecError> {
     let ks = &spec.schema.keyspace;
     let valid = !ks.is_empty()
         && ks.len() <= 48
@@ -188,7 +185,7 @@ fn check_schema(spec: &Spec, err: &Err) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn metrics(spec: &Spec, timeout: Duration, err: &Err) -> Result<MetricsPlan, SpecError> {
+fn metrics(spec: &Spec, timeout: Duration, err: &ErrorAt) -> Result<MetricsPlan, SpecError> {
     let m = &spec.metrics;
     let listen: SocketAddr = m.listen.parse().map_err(|_| {
         err(
@@ -244,7 +241,7 @@ fn metrics(spec: &Spec, timeout: Duration, err: &Err) -> Result<MetricsPlan, Spe
 fn token(
     spec: &Spec,
     env: &dyn Fn(&str) -> Option<String>,
-    err: &Err,
+    err: &ErrorAt,
 ) -> Result<Option<String>, SpecError> {
     let c = &spec.control;
     match (&c.token, &c.token_env) {

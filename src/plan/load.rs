@@ -3,15 +3,14 @@
 
 use std::time::Duration;
 
-use super::build::Err;
 use super::shard::{self, IndexMap, ShardEnv};
 use super::*;
-use crate::spec::{LoadSpec, OnBacklog, ShardIndex, Spec, SpecError};
+use crate::spec::{LoadSpec, ShardIndex, Spec};
 
 pub(super) fn shard_plan(
     spec: &Spec,
     shard_env: &ShardEnv,
-    err: &Err,
+    err: &ErrorAt,
 ) -> Result<ShardPlan, SpecError> {
     let s = &spec.shard;
     if s.count == 0 {
@@ -51,7 +50,7 @@ pub(super) fn shard_plan(
     })
 }
 
-pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &Err) -> Result<LoadPlan, SpecError> {
+pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<LoadPlan, SpecError> {
     let model = l.model;
     // Knobs of other models are refused: a `window` on a `chains` run is a mistake.
     let knobs = [
@@ -95,15 +94,8 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &Err) -> Result<LoadPla
             ),
         ));
     }
-    if !(l.rate == 0.0 || RATE_RANGE.contains(&l.rate)) {
-        return Err(err(
-            "load.rate",
-            format!(
-                "must be 0 (unthrottled) or between 0.01 and 1e8 ops/s, not {}",
-                l.rate
-            ),
-        ));
-    }
+    // Range only: without stages, a 0 rate under "drop" is reported at load.on_backlog below.
+    check_rate(l.rate, OnBacklog::Queue).map_err(|m| err("load.rate", m))?;
     if l.rate > 0.0 && !l.stages.is_empty() {
         return Err(err("load.stages", "set either load.rate or load.stages; after its stages a run holds the last stage's rate".into()));
     }
@@ -130,7 +122,7 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &Err) -> Result<LoadPla
     }
     let rate = stages.last().map_or(l.rate * share, |s| s.rate);
     if rate == 0.0 && l.on_backlog == OnBacklog::Drop {
-        return Err(err("load.on_backlog", "\"drop\" needs a target rate (load.rate or load.stages): without a schedule nothing is ever late".into()));
+        return Err(err("load.on_backlog", DROP_NEEDS_RATE.into()));
     }
     let (end, index_map) = match (l.duration, l.ops) {
         (Some(_), Some(_)) => {

@@ -19,10 +19,14 @@ use std::time::{Duration, SystemTime};
 use scylla::statement::{Consistency, SerialConsistency};
 
 use crate::data::Generator;
-use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Spec};
+use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Spec, SpecError};
 pub use build::build;
 pub use ops::OpKind;
 pub use shard::{IndexMap, ShardEnv};
+
+/// Builds the error about a spec field, located in the file (`build` makes one per source);
+/// every check of the plan reports through it.
+type ErrorAt<'a> = dyn Fn(&str, String) -> SpecError + 'a;
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -78,6 +82,25 @@ pub use crate::spec::ModelName as Model;
 /// Rates outside this range (other than 0, unthrottled) are refused: below it an op would be
 /// due centuries from now, above it no client could keep up.
 pub const RATE_RANGE: std::ops::RangeInclusive<f64> = 0.01..=100_000_000.0;
+
+/// Why no rate is refused under `on_backlog = "drop"`.
+pub const DROP_NEEDS_RATE: &str = "\"drop\" needs a target rate (load.rate or load.stages): without a schedule nothing is ever late";
+
+/// The rate rule, one for the spec (`load.rate`) and for live changes (`PUT /control/rate`):
+/// 0 (unthrottled) or within [`RATE_RANGE`], and never 0 while late ops are dropped.
+pub fn check_rate(rate: f64, on_backlog: OnBacklog) -> Result<(), String> {
+    if !(rate == 0.0 || RATE_RANGE.contains(&rate)) {
+        return Err(format!(
+            "must be 0 (unthrottled) or between 0.01 and 1e8 ops/s, not {rate}"
+        ));
+    }
+    if rate == 0.0 && on_backlog == OnBacklog::Drop {
+        return Err(format!(
+            "0 (unthrottled) is refused: on_backlog {DROP_NEEDS_RATE}"
+        ));
+    }
+    Ok(())
+}
 
 /// A piece of the rate schedule: `rate` for `duration`, reached by a linear ramp if `ramp`.
 #[derive(Debug, Clone, Copy, PartialEq)]

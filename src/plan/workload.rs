@@ -3,9 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::build::Err;
 use super::ops::{self, CONSISTENCY_NAMES, OpKind};
-use super::{ClusterPlan, OpPlan};
+use super::{ClusterPlan, ErrorAt, OpPlan};
 use crate::data::Generator;
 use crate::spec::{GenSpec, SizeSpec, Spec, SpecError};
 
@@ -64,7 +63,7 @@ fn check_generator(g: &GenSpec) -> Result<(), String> {
     }
 }
 
-pub(super) fn generators(spec: &Spec, now_ms: i64, err: &Err) -> Result<Generators, SpecError> {
+pub(super) fn generators(spec: &Spec, now_ms: i64, err: &ErrorAt) -> Result<Generators, SpecError> {
     let mut list = Vec::new();
     let mut by_name = HashMap::new();
     for (name, g) in &spec.data {
@@ -87,7 +86,7 @@ pub(super) fn operations(
     cluster: &ClusterPlan,
     by_name: &HashMap<String, usize>,
     generators: &[Arc<Generator>],
-    err: &Err,
+    err: &ErrorAt,
 ) -> Result<Vec<OpPlan>, SpecError> {
     if spec.ops.is_empty() {
         return Err(err("ops", "at least one [[ops]] is required".into()));
