@@ -8,14 +8,28 @@ use std::process::ExitCode;
 use clap::Parser;
 use cqlpulse::cli::{self, Cli, Command, LogFormat};
 use cqlpulse::daemon::{self, Loaded, RunError, RunOptions};
+use cqlpulse::logging::LogSink;
 use cqlpulse::plan::Model;
-use cqlpulse::{compare, cql, http};
+use cqlpulse::stats::WriteError;
+use cqlpulse::{compare, http};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's allocator: the driver allocates several times per request, and
 /// glibc's malloc and free were 7% of the client's CPU (A/B in BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A line on stderr. Not `eprintln!`, which panics when stderr cannot be written (a full
+/// disk behind `2> file`): that failure is reported by the exit status instead.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// The log's writer, which keeps its first write error for the exit status.
+static LOG: std::sync::LazyLock<LogSink> = std::sync::LazyLock::new(LogSink::stderr);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,13 +41,17 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("cqlpulse: cannot start the runtime: {e}");
+            say!("cqlpulse: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(run(cli.command));
+    let mut code = runtime.block_on(run(cli.command));
     // Do not wait for driver tasks still closing connections.
     runtime.shutdown_background();
+    if let Err(e) = LOG.result() {
+        say!("cqlpulse: {e}");
+        code = code.max(1);
+    }
     ExitCode::from(code)
 }
 
@@ -48,7 +66,7 @@ fn init_logging(cli: &Cli) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| LOG.writer());
     if json {
         builder.json().init();
     } else {
@@ -65,7 +83,7 @@ async fn run(command: Command) -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("cqlpulse: {e}");
+            say!("cqlpulse: {e}");
             e.exit_code() as u8
         }
     }
@@ -97,9 +115,7 @@ async fn signals(shutdown: CancellationToken, on_hup: impl Fn()) {
 }
 
 fn load(spec: &cli::SpecArgs) -> Result<Loaded, RunError> {
-    let overrides = spec
-        .overrides()
-        .map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
+    let overrides = spec.overrides().map_err(RunError::Usage)?;
     Ok(Loaded::load(spec.spec.clone(), overrides)?)
 }
 
@@ -109,11 +125,9 @@ async fn run_daemon(args: cli::RunArgs) -> Result<(), RunError> {
         None
     } else {
         let addr = loaded.plan.metrics.listen;
-        let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            RunError::Fatal(anyhow::anyhow!(
-                "cannot listen on {addr} (metrics.listen): {e}"
-            ))
-        })?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Listen { addr, source })?;
         tracing::info!(
             "serving /metrics, /status and control on http://{}",
             l.local_addr().unwrap_or(addr)
@@ -140,37 +154,22 @@ async fn run_daemon(args: cli::RunArgs) -> Result<(), RunError> {
     tokio::select! {
         r = daemon::run(loaded, opts, shutdown.clone(), serve) => r.map(|_| ()),
         _ = signals(shutdown.clone(), move || hup.notify_one()) => {
-            eprintln!("cqlpulse: second signal: exiting without draining");
+            say!("cqlpulse: second signal: exiting without draining");
             std::process::exit(130);
         }
     }
 }
 
 async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
-    let mut loaded = load(&args.spec)?;
+    let loaded = load(&args.spec)?;
     let plan = &loaded.plan;
     println!(
-        "{}: ok: workload `{}`, {} op(s), model {} ({} = {}), {}",
+        "{}: ok: {}",
         args.spec.spec.display(),
-        plan.name,
-        plan.ops.len(),
-        plan.load.model.name(),
-        plan.load.model.knob(),
-        plan.load.concurrency,
-        match plan.load.end {
-            cqlpulse::plan::End::Ops(n) => format!("{n} ops"),
-            cqlpulse::plan::End::Duration(d) => format!("for {}", humantime::format_duration(d)),
-            cqlpulse::plan::End::Forever => "until stopped".to_string(),
-        }
+        daemon::check::describe(plan)
     );
     if args.connect {
-        if loaded.plan.schema.mode == cqlpulse::spec::SchemaMode::Recreate {
-            loaded.plan.schema.mode = cqlpulse::spec::SchemaMode::CreateIfMissing;
-        }
-        let plan = &loaded.plan;
-        let session = cql::connect(&plan.cluster).await?;
-        cql::setup_schema(&session, plan).await?;
-        cql::prepare(&session, plan).await?;
+        daemon::check::connect(plan).await?;
         println!(
             "connected to {} and prepared {} statement(s)",
             plan.cluster.contact_points.join(", "),
@@ -181,14 +180,11 @@ async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
 }
 
 async fn run_compare(args: cli::CompareArgs) -> Result<(), RunError> {
-    let overrides = args
-        .spec
-        .overrides()
-        .map_err(|m| RunError::Fatal(anyhow::anyhow!(m)))?;
+    let overrides = args.spec.overrides().map_err(RunError::Usage)?;
     let mut models = Vec::new();
     for m in &args.models {
         models.push(Model::parse(m.trim()).ok_or_else(|| {
-            RunError::Fatal(anyhow::anyhow!(
+            RunError::Usage(format!(
                 "--models: unknown model `{m}` (sync, batches, pipeline, unbounded, chains)"
             ))
         })?);
@@ -206,8 +202,12 @@ async fn run_compare(args: cli::CompareArgs) -> Result<(), RunError> {
     let text = compare::render(&rows, args.format);
     print!("{text}");
     if let Some(path) = &args.output {
-        std::fs::write(path, &text).map_err(|e| {
-            RunError::Fatal(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        std::fs::write(path, &text).map_err(|source| {
+            RunError::Unwritten(vec![WriteError {
+                what: "the comparison",
+                path: path.clone(),
+                source,
+            }])
         })?;
     }
     Ok(())

@@ -422,7 +422,10 @@ async fn sigterm_drains_and_accounts_for_every_op() {
     let n = |k: &str| s[k].as_u64().unwrap();
     assert!(n("sent") > 5000, "{s}");
     assert_eq!(n("ok") + n("failed") + n("abandoned"), n("sent"));
-    assert_eq!(n("sent") + n("dropped"), n("scheduled"));
+    assert_eq!(
+        n("sent") + n("dropped") + n("not_sent_run_ended"),
+        n("scheduled")
+    );
     assert_eq!(
         n("abandoned"),
         0,

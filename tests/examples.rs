@@ -33,19 +33,15 @@ async fn every_example_spec_is_valid_and_prepares_against_the_node() {
             .to_string_lossy()
             .replace('-', "_");
         let ks = keyspace(&format!("ex_{stem}"));
-        let mut loaded = Loaded::load(
+        let loaded = Loaded::load(
             path.clone(),
             vec![set("schema.keyspace", &format!("\"{ks}\""))],
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        loaded.plan.schema.mode = cqlpulse::spec::SchemaMode::CreateIfMissing;
-        let s = cqlpulse::cql::connect(&loaded.plan.cluster).await.unwrap();
-        cqlpulse::cql::setup_schema(&s, &loaded.plan)
+        // What `cqlpulse check --connect` does (a `recreate` spec is checked without dropping).
+        cqlpulse::daemon::check::connect(&loaded.plan)
             .await
-            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-        cqlpulse::cql::prepare(&s, &loaded.plan)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         drop_keyspace(&session, &ks).await;
     }
 }

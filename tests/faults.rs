@@ -141,3 +141,68 @@ async fn the_node_killed_and_restarted_costs_errors_not_the_process() {
     assert_eq!(d.wait(Duration::from_secs(15)), Some(0), "{}", d.log());
     drop_keyspace(&session().await, &ks).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_that_cannot_be_written_fail_the_run_at_its_end_with_their_paths() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("unwritten");
+    let spec = spec_file(
+        "unwritten",
+        &testtable_spec(&ks, "model = \"chains\"\nchains = 8\nops = 300"),
+    );
+    let missing = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("no-such-dir")
+        .join("summary.json");
+    let run = |args: &[&str], stderr: std::process::Stdio| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cqlpulse"))
+            .arg("run")
+            .arg(&spec)
+            .args(["--no-http", "--status-every", "0s", "--log-format", "text"])
+            .args(args)
+            .stderr(stderr)
+            .output()
+            .expect("run cqlpulse")
+    };
+    // /dev/full opens and refuses every write: a full disk.
+    let out = run(
+        &[
+            "--hdr-log",
+            "/dev/full",
+            "--summary-json",
+            missing.to_str().unwrap(),
+        ],
+        std::process::Stdio::piped(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stdout.contains("scheduled 300: sent 300 (ok 300"),
+        "the run went on and its summary is on stdout: {stdout}"
+    );
+    assert!(
+        stderr.contains("cannot write the HDR log /dev/full: No space left on device"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot write the summary JSON {}",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+
+    // The log itself on a full disk: nothing to read, but the exit status says it.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = run(&[], full.into());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("scheduled 300: sent 300"),
+        "the summary still reaches stdout"
+    );
+    drop_keyspace(&session().await, &ks).await;
+}

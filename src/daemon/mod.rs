@@ -3,6 +3,7 @@
 //! flush the summary. Signals and HTTP control reach it through [`Shared`].
 
 mod abort;
+pub mod check;
 mod reload;
 
 use std::path::PathBuf;
@@ -21,8 +22,9 @@ use crate::plan::{self, Plan, ShardEnv};
 use crate::spec::{self, Override, SpecError};
 use crate::stats::{
     Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, Phase, Snapshot, Summary,
+    WriteError,
 };
-pub use reload::structural_changes;
+pub use reload::{ReloadError, Reloaded, structural_changes};
 
 /// How a run failed; `main` turns each into an exit status.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,21 @@ pub enum RunError {
     /// Exit status 3: the abort policy stopped the run.
     #[error("aborted: {0}")]
     Aborted(String),
+    /// Exit status 2: bad command-line arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Exit status 1.
+    #[error("cannot listen on {addr} (metrics.listen): {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// Exit status 1.
+    #[error(transparent)]
+    Check(#[from] check::CheckError),
+    /// Exit status 1: the run went to its end, but results could not be written.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Unwritten(Vec<WriteError>),
     /// Exit status 1.
     #[error("{0:#}")]
     Fatal(#[from] anyhow::Error),
@@ -41,9 +58,12 @@ pub enum RunError {
 impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            RunError::Spec(_) => 2,
+            RunError::Spec(_) | RunError::Usage(_) => 2,
             RunError::Aborted(_) => 3,
-            RunError::Fatal(_) => 1,
+            RunError::Listen { .. }
+            | RunError::Check(_)
+            | RunError::Unwritten(_)
+            | RunError::Fatal(_) => 1,
         }
     }
 }
@@ -120,7 +140,7 @@ impl Shared {
         let settings = self.control.settings();
         Gauges {
             phase: *self.phase.borrow(),
-            paused: settings.paused,
+            paused: settings.paused(),
             target_rate: self.control.target_rate(),
             in_flight_limit: settings.in_flight_limit(self.control.model()) as u64,
             reloads_applied: self.reloads_applied.load(Ordering::Relaxed),
@@ -142,7 +162,7 @@ impl Shared {
     }
 
     /// Re-reads the spec and applies its hot fields. The running spec stays on any error.
-    pub fn reload(&self) -> Result<String, String> {
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
         let result = self.try_reload();
         let counter = if result.is_ok() {
             &self.reloads_applied
@@ -151,33 +171,31 @@ impl Shared {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         match &result {
-            Ok(m) => tracing::info!("reload applied: {m}"),
-            Err(m) => tracing::warn!("reload rejected: {m}"),
+            Ok(r) => tracing::info!("reload applied: {r}"),
+            Err(e) => tracing::warn!("reload rejected: {e}"),
         }
         result
     }
 
-    fn try_reload(&self) -> Result<String, String> {
-        let loaded = Loaded::load(self.spec_path.clone(), self.overrides.clone())
-            .map_err(|e| e.to_string())?;
+    fn try_reload(&self) -> Result<Reloaded, ReloadError> {
+        let loaded = Loaded::load(self.spec_path.clone(), self.overrides.clone())?;
         let current = self.plan();
-        let changed = structural_changes(&current.spec, &loaded.plan.spec);
-        if !changed.is_empty() {
-            return Err(format!(
-                "{}: these fields cannot change while running: {}",
-                self.spec_path.display(),
-                changed.join(", ")
-            ));
+        let fields = structural_changes(&current.spec, &loaded.plan.spec);
+        if !fields.is_empty() {
+            return Err(ReloadError::Structural {
+                path: self.spec_path.clone(),
+                fields,
+            });
         }
         if loaded.plan.digest == current.digest {
-            return Ok("no change".to_string());
+            return Ok(Reloaded::Unchanged);
         }
         self.control
-            .apply_reload(&loaded.plan.load, &loaded.plan.ops);
+            .apply_reload(&current.load, &loaded.plan.load, &loaded.plan.ops);
         if let Ok(mut p) = self.plan.write() {
             *p = Arc::new(loaded.plan);
         }
-        Ok("hot fields applied".to_string())
+        Ok(Reloaded::Applied)
     }
 }
 
@@ -216,11 +234,13 @@ where
         spec_path: loaded.path,
         overrides: loaded.overrides,
     });
-    let hdr_log = match &opts.hdr_log {
+    let (hdr_log, hdr_log_result) = match &opts.hdr_log {
         Some(p) => {
-            Some(HdrLog::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+            let (log, result) =
+                HdrLog::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            (Some(log), Some(result))
         }
-        None => None,
+        None => (None, None),
     };
     let cfg = AggregatorConfig {
         status_every: opts.status_every,
@@ -251,12 +271,21 @@ where
         r.abort();
     }
     if opts.print_summary && summary.sent > 0 {
-        println!("{}", summary.table());
+        // Not println!, which panics when stdout cannot be written.
+        let table = summary.table() + "\n";
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), table.as_bytes());
     }
-    if let Some(path) = &opts.summary_json {
-        let json = serde_json::to_string_pretty(&summary).context("summary to JSON")?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    // A result that cannot be written is reported now and fails the run at its end; the
+    // run's own outcome (an abort) comes first.
+    let mut unwritten: Vec<WriteError> = hdr_log_result
+        .into_iter()
+        .filter_map(|r| r.result().err())
+        .collect();
+    if let Some(path) = &opts.summary_json
+        && let Err(e) = write_summary_json(path, &summary)
+    {
+        tracing::error!("{e}");
+        unwritten.push(e);
     }
     if !opts.linger.is_zero() {
         tokio::select! {
@@ -266,7 +295,22 @@ where
     }
     http_stop.cancel();
     let _ = http.await;
-    outcome.map(|()| summary)
+    outcome?;
+    if !unwritten.is_empty() {
+        return Err(RunError::Unwritten(unwritten));
+    }
+    Ok(summary)
+}
+
+/// Writes the summary as pretty JSON, with a final newline.
+pub fn write_summary_json(path: &std::path::Path, summary: &Summary) -> Result<(), WriteError> {
+    let fail = |source| WriteError {
+        what: "the summary JSON",
+        path: path.to_path_buf(),
+        source,
+    };
+    let json = serde_json::to_string_pretty(summary).map_err(|e| fail(e.into()))?;
+    std::fs::write(path, json + "\n").map_err(fail)
 }
 
 async fn connect_and_run(

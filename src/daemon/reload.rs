@@ -2,9 +2,38 @@
 //! running. Anything structural (cluster, schema, the statements, generators, sharding,
 //! listeners) is refused with the fields named, and the running spec stays.
 
+use std::path::PathBuf;
+
 use toml::Value;
 
-use crate::spec::Spec;
+use crate::spec::{Spec, SpecError};
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The spec is the one running: nothing to do.
+    Unchanged,
+    Applied,
+}
+
+impl std::fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reloaded::Unchanged => "no change",
+            Reloaded::Applied => "hot fields applied",
+        })
+    }
+}
+
+/// Why a reload was refused; the running spec stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new spec does not parse or validate.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("{}: these fields cannot change while running: {}", path.display(), fields.join(", "))]
+    Structural { path: PathBuf, fields: Vec<String> },
+}
 
 /// Fields that a reload may change: the rate and stages, the concurrency knobs and the cap,
 /// and op weights.

@@ -10,23 +10,26 @@ use tokio::sync::watch;
 
 use super::model;
 use super::schedule::Schedule;
-use crate::plan::{LoadPlan, Model, OpPlan};
+use crate::plan::{LoadPlan, Model, OpPlan, Stage};
 
 /// What the lanes obey. Replaced as a whole on every change.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub paused: bool,
+    /// Since when the run has been paused (and its schedule held); `None` while running.
+    pub paused_at: Option<Instant>,
     pub schedule: Arc<Schedule>,
     /// The model's knob (workers, batch size, window, chains or the in-flight cap).
     pub concurrency: u32,
     pub max_in_flight: u32,
     /// Cumulative op weights, for choosing an op by binary search.
     pub weights: Arc<[f64]>,
-    /// Set by an explicit rate; stages no longer apply.
-    pub rate_override: bool,
 }
 
 impl Settings {
+    pub fn paused(&self) -> bool {
+        self.paused_at.is_some()
+    }
+
     /// The in-flight limit that results (see [`model::in_flight_limit`]).
     pub fn in_flight_limit(&self, model: Model) -> u32 {
         model::in_flight_limit(model, self)
@@ -56,8 +59,6 @@ pub struct Control {
     model: Model,
     /// The next op number to claim: shared by the lanes, read here to anchor schedules.
     pub(super) next_op: Arc<AtomicU64>,
-    /// When the run started issuing (stages count from here).
-    started: std::sync::OnceLock<Instant>,
     load: LoadPlan,
 }
 
@@ -65,19 +66,17 @@ impl Control {
     pub fn new(load: &LoadPlan, ops: &[OpPlan]) -> Arc<Control> {
         let now = Instant::now();
         let settings = Settings {
-            paused: false,
+            paused_at: None,
             schedule: Arc::new(plan_schedule(load, now, 0)),
             concurrency: load.concurrency,
             max_in_flight: load.max_in_flight,
             weights: cumulative_weights(ops),
-            rate_override: false,
         };
         let (tx, _) = watch::channel(settings);
         Arc::new(Control {
             tx,
             model: load.model,
             next_op: Arc::new(AtomicU64::new(0)),
-            started: std::sync::OnceLock::new(),
             load: load.clone(),
         })
     }
@@ -96,20 +95,31 @@ impl Control {
 
     /// Marks the start of issuing: the schedule (and its stages) is anchored now.
     pub(super) fn start(&self, at: Instant) {
-        let _ = self.started.set(at);
         let load = self.load.clone();
-        self.tx
-            .send_modify(|s| s.schedule = Arc::new(plan_schedule(&load, at, 0)));
+        self.tx.send_modify(|s| {
+            s.schedule = Arc::new(plan_schedule(&load, at, 0));
+            // A pause before the start holds the schedule from the start on.
+            s.paused_at = s.paused_at.map(|_| at);
+        });
     }
 
     /// Target ops/s now (0 = unthrottled or paused).
     pub fn target_rate(&self) -> f64 {
         let s = self.tx.borrow();
-        if s.paused {
+        if s.paused() {
             0.0
         } else {
             s.schedule.rate_at(Instant::now())
         }
+    }
+
+    /// The stage of the spec's `load.stages` in force now (held while paused): its index and
+    /// the stage itself. `None` without stages, once they are over, and after an explicit rate.
+    pub fn stage(&self) -> Option<(usize, Stage)> {
+        let s = self.tx.borrow();
+        let now = s.paused_at.unwrap_or_else(Instant::now);
+        let i = s.schedule.stage_at(now)?;
+        Some((i, s.schedule.stages()[i]))
     }
 
     pub fn in_flight_limit(&self) -> u32 {
@@ -117,47 +127,42 @@ impl Control {
     }
 
     pub fn pause(&self) {
-        self.tx
-            .send_if_modified(|s| !std::mem::replace(&mut s.paused, true));
+        let now = Instant::now();
+        self.tx.send_if_modified(|s| {
+            let was_running = s.paused_at.is_none();
+            if was_running {
+                s.paused_at = Some(now);
+            }
+            was_running
+        });
     }
 
-    /// Resumes, re-anchoring the schedule so that the paused time is not owed as a burst.
+    /// Resumes where the schedule was held: the whole plan (stages included) moves later by
+    /// the pause, so the paused time is not owed as a burst and the later stages still come.
     pub fn resume(&self) {
-        let anchor = self.anchor();
+        let now = Instant::now();
         self.tx.send_if_modified(|s| {
-            if !s.paused {
+            let Some(since) = s.paused_at.take() else {
                 return false;
-            }
-            s.paused = false;
-            s.schedule = Arc::new(reanchor(&s.schedule, anchor));
+            };
+            s.schedule = Arc::new(s.schedule.shifted(now.saturating_duration_since(since)));
             true
         });
     }
 
-    /// Sets a constant rate from now on (0 = unthrottled); stages no longer apply.
+    /// Sets a constant rate from now on (0 = unthrottled); the spec's stages no longer apply
+    /// (until a reload that changes load.rate or load.stages).
     pub fn set_rate(&self, rate: f64) -> Result<(), Refused> {
-        if !(rate == 0.0 || crate::plan::RATE_RANGE.contains(&rate)) {
-            return Err(Refused {
-                field: "rate",
-                message: format!(
-                    "must be 0 (unthrottled) or between 0.01 and 1e8 ops/s, not {rate}"
-                ),
-            });
-        }
-        if rate == 0.0 && self.load.on_backlog == crate::spec::OnBacklog::Drop {
-            return Err(Refused {
-                field: "rate",
-                message: "0 (unthrottled) is refused while on_backlog = \"drop\"".into(),
-            });
-        }
-        let (at, first_op) = self.anchor();
-        self.tx.send_modify(|s| {
-            s.schedule = Arc::new(if rate > 0.0 {
+        crate::plan::check_rate(rate, self.load.on_backlog).map_err(|message| Refused {
+            field: "rate",
+            message,
+        })?;
+        self.replace_schedule(|at, first_op| {
+            if rate > 0.0 {
                 Schedule::constant(at, first_op, rate)
             } else {
                 Schedule::unthrottled(at, first_op)
-            });
-            s.rate_override = true;
+            }
         });
         Ok(())
     }
@@ -172,22 +177,51 @@ impl Control {
         result
     }
 
-    /// Applies the hot fields of a reloaded plan: rate or stages, concurrency, cap, weights.
-    pub fn apply_reload(&self, load: &LoadPlan, ops: &[OpPlan]) {
-        let (at, first_op) = self.anchor();
+    /// Applies the hot fields of a reloaded plan: concurrency, cap, weights, and the rate or
+    /// stages. The schedule is replaced (its stages starting now) only when the reload changes
+    /// load.rate or load.stages against `running`, the load in force before it: a reload of
+    /// other fields keeps an explicit rate (`set_rate`) and the stage in progress.
+    pub fn apply_reload(&self, running: &LoadPlan, load: &LoadPlan, ops: &[OpPlan]) {
         let weights = cumulative_weights(ops);
-        let schedule = plan_schedule(load, at, first_op);
+        let now = Instant::now();
+        let schedule = (load.rate != running.rate || load.stages != running.stages).then(|| {
+            let first_op = self.next_op.load(Ordering::Relaxed);
+            Arc::new(plan_schedule(load, now, first_op))
+        });
         self.tx.send_modify(|s| {
-            s.schedule = Arc::new(schedule);
             s.concurrency = load.concurrency;
             s.max_in_flight = load.max_in_flight;
             s.weights = weights;
-            s.rate_override = false;
+            if let Some(schedule) = schedule {
+                s.schedule = schedule;
+                s.paused_at = s.paused_at.map(|_| now);
+            }
         });
     }
 
-    fn anchor(&self) -> (Instant, u64) {
-        (Instant::now(), self.next_op.load(Ordering::Relaxed))
+    /// The ops due before `end` (op numbers below `limit`) that no lane sent: those never
+    /// claimed, and those `held` (claimed, not sent; by due time). A paused schedule stands
+    /// still from the pause on; without a rate nothing is ever due.
+    pub(super) fn not_sent(&self, end: Instant, limit: u64, held: &[Instant]) -> u64 {
+        let s = self.tx.borrow();
+        if !s.schedule.is_throttled() {
+            return 0;
+        }
+        let end = s.paused_at.map_or(end, |p| p.min(end));
+        let due = s.schedule.due_before(end).min(limit);
+        let claimed = self.next_op.load(Ordering::Relaxed).min(limit);
+        due.saturating_sub(claimed) + held.iter().filter(|&&t| t < end).count() as u64
+    }
+
+    /// Replaces the schedule with one anchored now at the next op to claim. While paused, the
+    /// new schedule is held from now on.
+    fn replace_schedule(&self, schedule: impl FnOnce(Instant, u64) -> Schedule) {
+        let now = Instant::now();
+        let schedule = Arc::new(schedule(now, self.next_op.load(Ordering::Relaxed)));
+        self.tx.send_modify(|s| {
+            s.schedule = schedule;
+            s.paused_at = s.paused_at.map(|_| now);
+        });
     }
 }
 
@@ -200,15 +234,5 @@ fn plan_schedule(load: &LoadPlan, at: Instant, first_op: u64) -> Schedule {
         }
     } else {
         Schedule::staged(at, first_op, load.stages.clone(), load.rate)
-    }
-}
-
-/// The same rate, continuing from `anchor` (used after a pause).
-fn reanchor(s: &Schedule, (at, first_op): (Instant, u64)) -> Schedule {
-    let rate = s.rate_at(at);
-    if rate > 0.0 {
-        Schedule::constant(at, first_op, rate)
-    } else {
-        Schedule::unthrottled(at, first_op)
     }
 }

@@ -43,6 +43,8 @@ pub struct LaneShared<E> {
     /// Cancelled when draining must end: in-flight requests are then abandoned.
     pub abandon: CancellationToken,
     pub measure_from: Instant,
+    /// When a run with a duration stops issuing: an op due then or later is not part of it.
+    pub ends_at: Option<Instant>,
     /// Lanes of the multiplexing models (sync uses one lane per worker).
     pub lanes: u32,
 }
@@ -122,7 +124,9 @@ struct Lane<'a, E> {
     gate: Gate,
 }
 
-pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) {
+/// Runs lane `id` until the run stops issuing and its requests are drained. Returns when the
+/// op it had claimed but not sent was due, if it had one (the engine counts it as not sent).
+pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) -> Option<Instant> {
     let mut rx = shared.control.subscribe();
     let settings = rx.borrow_and_update().clone();
     let plan = &shared.plan;
@@ -136,7 +140,7 @@ pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) {
         gate: Gate::new(shared.control.model()),
     };
     lane.capacity = lane.capacity_for(&lane.settings);
-    lane.drive(&mut rx).await;
+    lane.drive(&mut rx).await
 }
 
 impl<E: Executor> Lane<'_, E> {
@@ -144,8 +148,9 @@ impl<E: Executor> Lane<'_, E> {
         model::lane_capacity(self.shared.control.model(), s, self.id, self.shared.lanes)
     }
 
-    async fn drive(&mut self, rx: &mut watch::Receiver<Settings>) {
+    async fn drive(&mut self, rx: &mut watch::Receiver<Settings>) -> Option<Instant> {
         let shared = self.shared;
+        let ends_at = shared.ends_at;
         let mut in_flight = InFlight::new(model::waits_for_oldest(shared.control.model()));
         let mut pending: Option<(u64, Option<Instant>)> = None;
         let mut exhausted = false;
@@ -178,10 +183,14 @@ impl<E: Executor> Lane<'_, E> {
                 // A claimed op keeps its number but is due by the new schedule.
                 pending = pending.map(|(k, _)| (k, self.settings.schedule.due(k)));
             }
-            if shared.stop.is_cancelled() {
+            // At the end of a duration the lane still sends what was due before it (a timer
+            // of 1 ms resolution may wake it for an op due just before the end, at the end);
+            // a stop by signal sends nothing more.
+            let stopping = shared.stop.is_cancelled();
+            if stopping && ends_at.is_none() {
                 break;
             }
-            if !self.settings.paused {
+            if !self.settings.paused() {
                 while !exhausted && self.may_send(in_flight.len()) {
                     let (k, intended) = match pending.take() {
                         Some(p) => p,
@@ -195,7 +204,9 @@ impl<E: Executor> Lane<'_, E> {
                     };
                     let now = Instant::now();
                     if let Some(t) = intended {
-                        if t > now {
+                        // Not due yet, or due when the run is over: held (sent if a change
+                        // of the schedule makes it due in time).
+                        if t > now || ends_at.is_some_and(|end| t >= end) {
                             pending = Some((k, intended));
                             break;
                         }
@@ -212,13 +223,14 @@ impl<E: Executor> Lane<'_, E> {
                     self.gate.sent();
                 }
             }
-            if exhausted && in_flight.len() == 0 {
+            if stopping || (exhausted && in_flight.len() == 0) {
                 break;
             }
             due.set(
                 pending
                     .and_then(|(_, t)| t)
-                    .filter(|_| !self.settings.paused && self.may_send(in_flight.len())),
+                    .filter(|&t| ends_at.is_none_or(|end| t < end))
+                    .filter(|_| !self.settings.paused() && self.may_send(in_flight.len())),
             );
             // Biased, completions first: while requests keep finishing, the other branches
             // (and the stop token's waiter list, behind a lock shared by the lanes) are polled
@@ -237,13 +249,9 @@ impl<E: Executor> Lane<'_, E> {
             }
         }
 
-        // Draining: nothing new is sent. A claimed op that was already due is dropped (and
-        // counted); one due after the end was never part of the run.
-        if let Some((_, intended)) = pending
-            && intended.is_none_or(|t| t <= Instant::now())
-        {
-            self.stats.dropped_draining += 1;
-        }
+        // Draining: nothing new is sent. The claimed op goes back to the engine, which counts
+        // it as not sent when it was due before the end (see `engine::run`).
+        let held = pending.and_then(|(_, t)| t);
         let abandoned = shared.abandon.cancelled();
         tokio::pin!(abandoned);
         while in_flight.len() > 0 {
@@ -260,6 +268,7 @@ impl<E: Executor> Lane<'_, E> {
             }
         }
         self.report(in_flight.len(), true);
+        held
     }
 
     fn refresh(&mut self, rx: &mut watch::Receiver<Settings>) {

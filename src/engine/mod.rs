@@ -61,6 +61,10 @@ pub async fn run<E: Executor>(
     });
 
     let issuing = stop.child_token();
+    let ends_at = match plan.load.end {
+        End::Duration(d) => start.checked_add(d),
+        _ => None,
+    };
     if let End::Duration(d) = plan.load.end {
         let issuing = issuing.clone();
         tokio::spawn(async move {
@@ -83,6 +87,7 @@ pub async fn run<E: Executor>(
         stop: issuing.clone(),
         abandon: CancellationToken::new(),
         measure_from: start + plan.load.warmup,
+        ends_at,
         lanes,
     });
 
@@ -90,6 +95,9 @@ pub async fn run<E: Executor>(
     let mut spawned = 0u32;
     let mut settings = control.subscribe();
     let mut draining = false;
+    // When issuing stopped, and the due times of the ops the lanes claimed but never sent.
+    let mut stopped_at = None;
+    let mut held = Vec::new();
     loop {
         let want = model::lanes_wanted(plan.load.model, &settings.borrow_and_update(), lanes);
         while spawned < want && !draining {
@@ -97,13 +105,12 @@ pub async fn run<E: Executor>(
             spawned += 1;
         }
         tokio::select! {
-            joined = set.join_next() => {
-                if joined.is_none() {
-                    break;
-                }
-            }
+            // The stop first: lanes that finish draining must not hide when issuing stopped.
+            biased;
             _ = issuing.cancelled(), if !draining => {
                 draining = true;
+                // The end of a duration is its exact time, however late this task sees it.
+                stopped_at = Some(ends_at.unwrap_or_else(Instant::now).min(Instant::now()));
                 // Holds only the token: a lane report sender kept alive here would keep the
                 // aggregator waiting for the whole drain timeout.
                 let abandon = shared.abandon.clone();
@@ -113,7 +120,20 @@ pub async fn run<E: Executor>(
                     abandon.cancel();
                 });
             }
+            joined = set.join_next() => match joined {
+                None => break,
+                Some(Ok(Some(due))) => held.push(due),
+                Some(_) => {}
+            },
             _ = settings.changed() => {}
         }
     }
+    // Every op the schedule had due before the end was sent, dropped, or is counted here.
+    let end = stopped_at.unwrap_or_else(Instant::now);
+    let limit = match plan.load.end {
+        End::Ops(n) => n,
+        _ => u64::MAX,
+    };
+    let not_sent = control.not_sent(end, limit, &held);
+    let _ = shared.reports.send(Report::Ended { not_sent });
 }

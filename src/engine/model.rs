@@ -130,12 +130,11 @@ mod tests {
 
     fn settings(concurrency: u32, max_in_flight: u32) -> Settings {
         Settings {
-            paused: false,
+            paused_at: None,
             schedule: Arc::new(Schedule::unthrottled(Instant::now(), 0)),
             concurrency,
             max_in_flight,
             weights: Arc::new([1.0]),
-            rate_override: false,
         }
     }
 
@@ -143,13 +142,23 @@ mod tests {
     fn the_knob_is_split_between_lanes_and_capped() {
         let s = settings(10, 8);
         assert_eq!(in_flight_limit(Model::Chains, &s), 8, "capped");
-        assert_eq!(in_flight_limit(Model::Unbounded, &s), 8, "the cap is the knob");
-        let shares: Vec<u32> = (0..3).map(|l| lane_capacity(Model::Pipeline, &s, l, 3)).collect();
+        assert_eq!(
+            in_flight_limit(Model::Unbounded, &s),
+            8,
+            "the cap is the knob"
+        );
+        let shares: Vec<u32> = (0..3)
+            .map(|l| lane_capacity(Model::Pipeline, &s, l, 3))
+            .collect();
         assert_eq!(shares, [3, 3, 2]);
         assert_eq!(lanes_wanted(Model::Sync, &s, 3), 8, "a lane per worker");
         assert_eq!(lanes_wanted(Model::Batches, &s, 3), 3);
         assert_eq!(lane_capacity(Model::Sync, &s, 7, 8), 1);
-        assert_eq!(lane_capacity(Model::Sync, &s, 8, 9), 0, "beyond the workers");
+        assert_eq!(
+            lane_capacity(Model::Sync, &s, 8, 9),
+            0,
+            "beyond the workers"
+        );
     }
 
     #[test]

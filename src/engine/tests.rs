@@ -327,6 +327,189 @@ async fn control_changes_rate_and_concurrency_while_running() {
     assert_eq!(control.in_flight_limit(), 32);
 }
 
+#[tokio::test(start_paused = true)]
+async fn resume_continues_the_stages_shifted_by_the_pause() {
+    // 1 s at 100/s, then 1000/s; paused from 0.5 s to 2.5 s; 4 s in all, so 2 s issuing:
+    // the whole first stage (100 ops) and a second at 1000/s. Re-anchoring at the rate of
+    // the moment (the old resume) would give 100/s throughout: 200 ops.
+    let plan = plan_of(
+        "model = \"chains\"\nchains = 8\nduration = \"4s\"\nstages = [{ duration = \"1s\", rate = 100.0 }, { duration = \"1s\", rate = 1000.0 }]",
+    );
+    let fake = Fake::new(Duration::from_millis(1));
+    let control = Control::new(&plan.load, &plan.ops);
+    let c = control.clone();
+    let checks = tokio::spawn(async move {
+        let ms = |n| tokio::time::sleep(Duration::from_millis(n));
+        ms(500).await;
+        c.pause();
+        ms(2000).await;
+        assert_eq!(c.target_rate(), 0.0, "paused");
+        assert_eq!(c.stage().map(|(i, _)| i), Some(0), "held while paused");
+        c.resume();
+        ms(300).await;
+        assert_eq!(c.stage().map(|(i, s)| (i, s.rate)), Some((0, 100.0)));
+        ms(400).await;
+        assert_eq!(c.stage().map(|(i, s)| (i, s.rate)), Some((1, 1000.0)));
+        assert_eq!(c.target_rate(), 1000.0);
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    run(fake.clone(), plan, control, tx, CancellationToken::new()).await;
+    drain.await.unwrap();
+    checks.await.unwrap();
+    let n = fake.seen.lock().unwrap().len();
+    assert!((1095..=1102).contains(&n), "{n} ops");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_op_due_before_the_end_is_sent_dropped_or_counted_as_not_sent() {
+    // 1000/s for 1.0005 s (off the 1 ms grid): ops 0..=1000 are due before the end. One worker of 10 ms can send
+    // about 100 of them; two chains on two lanes about 200. Under "queue" nothing is
+    // dropped: the rest were still queued when the run ended.
+    for (model, backlog) in [
+        ("model = \"sync\"\nworkers = 1", "queue"),
+        ("model = \"chains\"\nchains = 2\nlanes = 2", "queue"),
+        ("model = \"chains\"\nchains = 2\nlanes = 2", "drop"),
+    ] {
+        let plan = plan_of(&format!(
+            "{model}\nrate = 1000.0\nduration = \"1s 500us\"\non_backlog = \"{backlog}\""
+        ));
+        let (s, _) = run_timed(plan, Fake::new(Duration::from_millis(10))).await;
+        let case = format!("{model}, {backlog}: {}", s.table());
+        assert_eq!(s.scheduled, 1001, "{case}");
+        assert_eq!(s.sent + s.dropped + s.not_sent_run_ended, 1001, "{case}");
+        assert!(s.sent >= 100, "{case}");
+        if backlog == "queue" {
+            assert_eq!(s.dropped, 0, "{case}");
+            assert!(s.not_sent_run_ended >= 700, "{case}");
+        } else {
+            assert!(s.dropped >= 700, "{case}");
+            // An op is dropped once 10 ms late: those of the last 10 ms were still queued.
+            assert!(s.not_sent_run_ended <= 12, "{case}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_within_capacity_sends_every_due_op_and_drops_none() {
+    // The stray `dropped 1` of a queued run: op 2000 is due at the very end (1 s), so it is
+    // not part of the run; it was counted as dropped, or sent, when its lane woke for it
+    // before or after seeing the end.
+    let plan = plan_of("model = \"chains\"\nchains = 4\nrate = 2000.0\nduration = \"1s\"");
+    let (s, _) = run_timed(plan, Fake::new(Duration::from_millis(1))).await;
+    assert_eq!(
+        (s.scheduled, s.sent, s.dropped, s.not_sent_run_ended),
+        (2000, 2000, 0, 0),
+        "{}",
+        s.table()
+    );
+}
+
+#[test]
+fn a_reload_replaces_an_explicit_rate_only_when_it_changes_the_rate() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let stages =
+            "stages = [{ duration = \"10s\", rate = 100.0 }, { duration = \"10s\", rate = 200.0 }]";
+        let running = plan_of(&format!("model = \"chains\"\nchains = 4\n{stages}"));
+        let control = Control::new(&running.load, &running.ops);
+        control.start(tokio::time::Instant::now());
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        assert_eq!(control.stage().map(|(i, _)| i), Some(1));
+
+        // A reload of other fields keeps the stage in progress...
+        let wider = plan_of(&format!("model = \"chains\"\nchains = 8\n{stages}"));
+        control.apply_reload(&running.load, &wider.load, &wider.ops);
+        assert_eq!(control.stage().map(|(i, _)| i), Some(1));
+        assert_eq!(control.in_flight_limit(), 8);
+
+        // ... and an explicit rate, which ends the stages.
+        control.set_rate(500.0).unwrap();
+        assert_eq!(control.stage(), None);
+        control.apply_reload(&wider.load, &running.load, &running.ops);
+        assert_eq!(
+            control.target_rate(),
+            500.0,
+            "set_rate wins over a reload of the knob"
+        );
+
+        // A reload that changes the rate or the stages wins: its stages start now.
+        let faster = plan_of("model = \"chains\"\nchains = 4\nrate = 300.0");
+        control.apply_reload(&running.load, &faster.load, &faster.ops);
+        assert_eq!(control.target_rate(), 300.0);
+        control.apply_reload(&faster.load, &running.load, &running.ops);
+        assert_eq!(control.stage().map(|(i, s)| (i, s.rate)), Some((0, 100.0)));
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_summary_json_reads_back_as_a_summary_and_keeps_its_keys() {
+    let plan = plan_of("model = \"chains\"\nchains = 4\nops = 50\nrate = 1000.0");
+    let (summary, _) = run_timed(plan, Fake::new(Duration::from_millis(1))).await;
+    let json = serde_json::to_value(&summary).unwrap();
+    // Typed, unknown fields refused: a field renamed on one side only fails here.
+    let back: Summary = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    // The interface: fields may be added (here and in the README), never renamed or removed.
+    let mut top = keys(&json);
+    top.sort();
+    assert_eq!(
+        top,
+        [
+            "abandoned",
+            "client_cpu_seconds",
+            "client_cpu_us_per_op",
+            "dropped",
+            "duration_seconds",
+            "failed",
+            "in_flight_limit",
+            "model",
+            "not_sent_run_ended",
+            "ok",
+            "ops",
+            "peak_in_flight",
+            "peak_rss_bytes",
+            "schedule_lag",
+            "scheduled",
+            "sent",
+            "total",
+            "workload",
+        ]
+    );
+    let mut op = keys(&json["total"]);
+    op.sort();
+    assert_eq!(
+        op,
+        [
+            "count",
+            "errors",
+            "errors_by_kind",
+            "name",
+            "ok",
+            "ops_per_second",
+            "payload_bytes",
+            "response_time",
+            "retries",
+            "rows",
+            "service_time",
+        ]
+    );
+    let mut p = keys(&json["total"]["service_time"]);
+    p.sort();
+    assert_eq!(
+        p,
+        ["max_ms", "mean_ms", "p50_ms", "p90_ms", "p999_ms", "p99_ms"]
+    );
+    assert_eq!(json["ops"][0]["name"], "w");
+    assert_eq!(json["sent"], 50);
+}
+
 #[test]
 fn op_choice_follows_weights() {
     let cumulative = [1.0, 4.0]; // weights 1 and 3

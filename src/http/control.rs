@@ -132,12 +132,12 @@ pub async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
     // Reading and parsing a file: off the async workers.
     let shared = app.handle.shared.clone();
     match tokio::task::spawn_blocking(move || shared.reload()).await {
-        Ok(Ok(message)) => (
+        Ok(Ok(reloaded)) => (
             StatusCode::OK,
-            axum::Json(json!({"result": "applied", "message": message})),
+            axum::Json(json!({"result": "applied", "message": reloaded.to_string()})),
         )
             .into_response(),
-        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, message),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

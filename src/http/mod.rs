@@ -125,6 +125,13 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "uptime_seconds": shared.started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
         "elapsed_seconds": s.elapsed.as_secs_f64(),
         "target_rate": gauges.target_rate,
+        // The stage of load.stages in force (held while paused); null without one.
+        "stage": shared.control.stage().map(|(i, st)| json!({
+            "index": i,
+            "rate": st.rate,
+            "ramp": st.ramp,
+            "duration_seconds": st.duration.as_secs_f64(),
+        })),
         "achieved_rate": s.achieved_rate,
         "in_flight": s.in_flight,
         "in_flight_limit": gauges.in_flight_limit,
@@ -135,7 +142,8 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "ok": s.ops.iter().map(|o| o.ok).sum::<u64>(),
         "errors": s.errors(),
         "errors_by_kind": errors_by_kind,
-        "dropped": s.dropped_backlog + s.dropped_draining,
+        "dropped": s.dropped_backlog,
+        "not_sent_run_ended": s.not_sent_run_ended,
         "reloads": {"applied": gauges.reloads_applied, "rejected": gauges.reloads_rejected},
         "spec_digest": plan.digest,
     })

@@ -208,7 +208,7 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
     for (name, kind, help, value) in singles {
         o.single(name, kind, help, value);
     }
-    o.head("cqlpulse_ops_dropped_total", "counter", "Scheduled ops never sent: late under on_backlog=drop (backlog), or pending when draining began (draining).");
+    o.head("cqlpulse_ops_dropped_total", "counter", "Scheduled ops never sent: late under on_backlog=drop (backlog), or due but not sent when the run ended (run_ended).");
     o.sample(
         "cqlpulse_ops_dropped_total",
         &[("reason", "backlog")],
@@ -216,8 +216,8 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
     );
     o.sample(
         "cqlpulse_ops_dropped_total",
-        &[("reason", "draining")],
-        s.dropped_draining as f64,
+        &[("reason", "run_ended")],
+        s.not_sent_run_ended as f64,
     );
     let per_op: [(&str, &str, PerOp); 3] = [
         (

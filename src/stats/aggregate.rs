@@ -30,6 +30,10 @@ pub enum Report {
         measure_from: Instant,
     },
     Lane(LaneReport),
+    /// The run has ended: `not_sent` ops were due before its end and never sent.
+    Ended {
+        not_sent: u64,
+    },
 }
 
 /// Reads the engine's gauges and the driver's state when a snapshot is taken.
@@ -79,7 +83,7 @@ pub struct Aggregator {
     interval_start: Instant,
     issued: u64,
     dropped_backlog: u64,
-    dropped_draining: u64,
+    not_sent_run_ended: u64,
     lanes: Vec<LaneState>,
     peak_in_flight: u64,
     last_status: Instant,
@@ -163,7 +167,7 @@ impl Aggregator {
             bounds: cfg.bounds.clone(),
             issued: 0,
             dropped_backlog: 0,
-            dropped_draining: 0,
+            not_sent_run_ended: 0,
             in_flight: 0,
             peak_in_flight: 0,
             achieved_rate: 0.0,
@@ -183,7 +187,7 @@ impl Aggregator {
             interval_start: now,
             issued: 0,
             dropped_backlog: 0,
-            dropped_draining: 0,
+            not_sent_run_ended: 0,
             lanes: Vec::new(),
             peak_in_flight: 0,
             last_status: now,
@@ -220,6 +224,10 @@ impl Aggregator {
                 return;
             }
             Report::Lane(r) => r,
+            Report::Ended { not_sent } => {
+                self.not_sent_run_ended += not_sent;
+                return;
+            }
         };
         if r.lane >= self.lanes.len() {
             self.lanes.resize_with(r.lane + 1, LaneState::default);
@@ -228,7 +236,6 @@ impl Aggregator {
         let s = &r.stats;
         self.issued += s.issued;
         self.dropped_backlog += s.dropped_backlog;
-        self.dropped_draining += s.dropped_draining;
         self.lag.add_hdr(&s.lag, &self.bounds_ns);
         for (i, op) in s.ops.iter().enumerate() {
             let Some(op) = op else { continue };
@@ -271,7 +278,7 @@ impl Aggregator {
             bounds: self.cfg.bounds.clone(),
             issued: self.issued,
             dropped_backlog: self.dropped_backlog,
-            dropped_draining: self.dropped_draining,
+            not_sent_run_ended: self.not_sent_run_ended,
             in_flight,
             peak_in_flight: self.peak_in_flight,
             achieved_rate,

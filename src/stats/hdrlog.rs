@@ -4,8 +4,8 @@
 //! aggregator.
 
 use std::io::Write;
-use std::path::Path;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
@@ -13,7 +13,11 @@ use tokio::time::Instant;
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogWriterBuilder, IntervalLogWriterError, Tag,
+};
+
+use super::WriteError;
 
 type Interval = (
     std::time::Duration,
@@ -27,39 +31,56 @@ pub struct HdrLog {
     origin: Instant,
 }
 
+/// Whether the log was written whole: read after the log is closed (the aggregator closes it
+/// when the run ends). The first write error stops the log, is logged at once, and stays
+/// here for the end of the run.
+#[derive(Debug, Clone)]
+pub struct HdrLogResult {
+    path: PathBuf,
+    error: Arc<OnceLock<std::io::Error>>,
+}
+
+impl HdrLogResult {
+    pub fn result(&self) -> Result<(), WriteError> {
+        match self.error.get() {
+            None => Ok(()),
+            Some(e) => Err(WriteError {
+                what: "the HDR log",
+                path: self.path.clone(),
+                source: std::io::Error::new(e.kind(), e.to_string()),
+            }),
+        }
+    }
+}
+
 impl HdrLog {
     /// Creates the file now, so a bad path fails before the run.
-    pub fn create(path: &Path) -> std::io::Result<HdrLog> {
+    pub fn create(path: &Path) -> std::io::Result<(HdrLog, HdrLogResult)> {
         let file = std::fs::File::create(path)?;
         let (tx, rx) = mpsc::channel::<Interval>();
         let start = SystemTime::now();
+        let result = HdrLogResult {
+            path: path.to_path_buf(),
+            error: Arc::new(OnceLock::new()),
+        };
+        let failed = result.clone();
         let thread = std::thread::Builder::new()
             .name("hdr-log".into())
             .spawn(move || {
-                let mut out = std::io::BufWriter::new(file);
-                let mut serializer = V2DeflateSerializer::new();
-                let Ok(mut log) = IntervalLogWriterBuilder::new()
-                    .add_comment("cqlpulse service time per op, nanoseconds")
-                    .with_start_time(start)
-                    .with_base_time(start)
-                    .with_max_value_divisor(1e6)
-                    .begin_log_with(&mut out, &mut serializer)
-                else {
-                    return;
-                };
-                for (from, len, hists) in rx {
-                    for (tag, h) in &hists {
-                        let _ = log.write_histogram(h, from, len, Tag::new(tag));
-                    }
+                if let Err(e) = write_log(file, start, rx) {
+                    tracing::error!(
+                        "cannot write the HDR log {}: {e}; the run goes on without it",
+                        failed.path.display()
+                    );
+                    let _ = failed.error.set(e);
                 }
-                drop(log);
-                let _ = out.flush();
             })?;
-        Ok(HdrLog {
+        let log = HdrLog {
             tx: Some(tx),
             thread: Some(thread),
             origin: Instant::now(),
-        })
+        };
+        Ok((log, result))
     }
 
     pub fn write(
@@ -89,5 +110,74 @@ impl HdrLog {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Writes every interval received until the sender is gone; stops at the first error.
+fn write_log(
+    file: std::fs::File,
+    start: SystemTime,
+    intervals: mpsc::Receiver<Interval>,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(file);
+    let mut serializer = V2DeflateSerializer::new();
+    let mut log = IntervalLogWriterBuilder::new()
+        .add_comment("cqlpulse service time per op, nanoseconds")
+        .with_start_time(start)
+        .with_base_time(start)
+        .with_max_value_divisor(1e6)
+        .begin_log_with(&mut out, &mut serializer)?;
+    for (from, len, hists) in intervals {
+        for (tag, h) in &hists {
+            log.write_histogram(h, from, len, Tag::new(tag))
+                .map_err(|e| match e {
+                    IntervalLogWriterError::IoError(e) => e,
+                    IntervalLogWriterError::SerializeError(e) => {
+                        std::io::Error::other(format!("cannot serialize a histogram: {e:?}"))
+                    }
+                })?;
+        }
+    }
+    drop(log);
+    // No fsync: the path may be a pipe (`/dev/stdout`), where it fails for no fault.
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_error_is_kept_with_the_path() {
+        // /dev/full takes the open and refuses every write: a full disk.
+        let (mut log, result) = HdrLog::create(Path::new("/dev/full")).unwrap();
+        let mut h = crate::stats::lane::histogram(3);
+        for v in 1..20_000u64 {
+            h.saturating_record(v * 1_000);
+        }
+        let now = Instant::now();
+        for _ in 0..10 {
+            log.write(now, now, &["w".to_string()], std::slice::from_ref(&h));
+        }
+        log.close();
+        let e = result.result().unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("/dev/full"), "{text}");
+        assert_eq!(e.source.kind(), std::io::ErrorKind::StorageFull, "{text}");
+    }
+
+    #[test]
+    fn a_log_written_whole_reads_back() {
+        let path = std::env::temp_dir().join(format!("cqlpulse-hdr-{}.hlog", std::process::id()));
+        let (mut log, result) = HdrLog::create(&path).unwrap();
+        let mut h = crate::stats::lane::histogram(3);
+        h.saturating_record(1_500_000);
+        let now = Instant::now();
+        log.write(now, now, &["w".to_string()], std::slice::from_ref(&h));
+        log.close();
+        result.result().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(text.contains("Tag=w,"), "{text}");
     }
 }

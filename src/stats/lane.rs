@@ -87,7 +87,6 @@ pub struct LaneStats {
     pub lag: Histogram<u64>,
     pub issued: u64,
     pub dropped_backlog: u64,
-    pub dropped_draining: u64,
     pub peak_in_flight: u32,
 }
 
@@ -99,7 +98,6 @@ impl LaneStats {
             lag: histogram(sigfig),
             issued: 0,
             dropped_backlog: 0,
-            dropped_draining: 0,
             peak_in_flight: 0,
         }
     }

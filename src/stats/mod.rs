@@ -8,7 +8,18 @@ mod snapshot;
 mod summary;
 
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
-pub use hdrlog::HdrLog;
+pub use hdrlog::{HdrLog, HdrLogResult};
 pub use lane::{LaneReport, LaneStats, OpStats, Sample};
 pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
+
+/// A result of the run (the HDR log, the summary JSON, the log) that could not be written.
+/// The run goes on; the exit status says it at the end.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {what} {}: {source}", path.display())]
+pub struct WriteError {
+    /// What it is, e.g. "the summary JSON".
+    pub what: &'static str,
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}

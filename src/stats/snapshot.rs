@@ -127,7 +127,8 @@ pub struct Snapshot {
     pub bounds: std::sync::Arc<[f64]>,
     pub issued: u64,
     pub dropped_backlog: u64,
-    pub dropped_draining: u64,
+    /// Ops due before the run ended that were never sent (known once the run has ended).
+    pub not_sent_run_ended: u64,
     pub in_flight: u64,
     /// The highest in-flight count seen by any interval so far (sum of per-lane peaks).
     pub peak_in_flight: u64,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use tokio::time::Instant;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::lane::{LaneStats, OpStats, histogram};
 use super::snapshot::Snapshot;
@@ -55,7 +55,8 @@ impl Measured {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Percentiles {
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -82,7 +83,8 @@ impl Percentiles {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpSummary {
     pub name: String,
     pub count: u64,
@@ -101,8 +103,9 @@ pub struct OpSummary {
 }
 
 /// The run's result. Its JSON form (`--summary-json`) is a stable interface: fields are only
-/// ever added.
-#[derive(Debug, Clone, Serialize)]
+/// ever added (`engine::tests` reads it back as this type, and pins its keys).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     pub workload: String,
     pub model: String,
@@ -111,13 +114,16 @@ pub struct Summary {
     pub ops: Vec<OpSummary>,
     pub total: OpSummary,
     pub schedule_lag: Option<Percentiles>,
-    /// Whole-run accounting, warm-up included: every scheduled op is sent or dropped, and
-    /// every sent one ends ok, failed, or abandoned (still in flight when draining timed out).
+    /// Whole-run accounting, warm-up included: every scheduled op is sent, dropped (late
+    /// under on_backlog = "drop"), or not sent because the run ended first (with a rate:
+    /// due before the end, still queued); every sent one ends ok, failed, or abandoned
+    /// (still in flight when draining timed out).
     pub scheduled: u64,
     pub sent: u64,
     pub ok: u64,
     pub failed: u64,
     pub dropped: u64,
+    pub not_sent_run_ended: u64,
     pub abandoned: u64,
     pub peak_in_flight: u64,
     pub in_flight_limit: u64,
@@ -173,7 +179,8 @@ impl Summary {
         }
         let ok: u64 = last.ops.iter().map(|o| o.ok).sum();
         let failed = last.errors();
-        let dropped = last.dropped_backlog + last.dropped_draining;
+        let dropped = last.dropped_backlog;
+        let not_sent = last.not_sent_run_ended;
         Summary {
             workload: workload.to_string(),
             model: model.to_string(),
@@ -181,11 +188,12 @@ impl Summary {
             total: summarize("total", &all),
             ops,
             schedule_lag: Percentiles::of(&m.lag),
-            scheduled: last.issued + dropped,
+            scheduled: last.issued + dropped + not_sent,
             sent: last.issued,
             ok,
             failed,
             dropped,
+            not_sent_run_ended: not_sent,
             abandoned: last.issued.saturating_sub(ok + failed),
             peak_in_flight: last.peak_in_flight,
             in_flight_limit: last.gauges.in_flight_limit,
@@ -260,13 +268,14 @@ impl Summary {
         }
         let _ = writeln!(
             out,
-            "scheduled {}: sent {} (ok {}, failed {}, abandoned {}), dropped {}; peak in flight {} of {}",
+            "scheduled {}: sent {} (ok {}, failed {}, abandoned {}), dropped {}, not sent (run ended) {}; peak in flight {} of {}",
             self.scheduled,
             self.sent,
             self.ok,
             self.failed,
             self.abandoned,
             self.dropped,
+            self.not_sent_run_ended,
             self.peak_in_flight,
             self.in_flight_limit
         );
@@ -304,10 +313,11 @@ pub fn status_line(s: &Snapshot) {
         s.gauges.in_flight_limit,
         s.ops.iter().map(|o| o.ok).sum::<u64>(),
         s.errors(),
-        s.dropped_backlog + s.dropped_draining,
+        s.dropped_backlog,
     );
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        eprintln!("{line}");
+        // Not eprintln!, which panics when stderr cannot be written.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
     } else {
         tracing::info!("{line}");
     }

@@ -41,7 +41,7 @@ fn snapshot() -> Snapshot {
         bounds,
         issued: 10,
         dropped_backlog: 0,
-        dropped_draining: 0,
+        not_sent_run_ended: 0,
         in_flight: 0,
         peak_in_flight: 8,
         achieved_rate: 3.3,

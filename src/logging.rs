@@ -1,0 +1,120 @@
+//! Where log lines go: stderr (a terminal, or the file it is redirected to), through a writer
+//! that keeps the first write error, so that a log lost to a full disk fails the run at its
+//! end instead of vanishing. Log lines are few (no event per request): this costs nothing.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::stats::WriteError;
+
+/// The log's destination, for `tracing_subscriber`.
+pub struct LogSink {
+    target: Target,
+    failed: OnceLock<io::Error>,
+}
+
+enum Target {
+    Stderr,
+    /// A file of its own (tests).
+    File(std::fs::File, PathBuf),
+}
+
+impl LogSink {
+    pub fn stderr() -> LogSink {
+        LogSink {
+            target: Target::Stderr,
+            failed: OnceLock::new(),
+        }
+    }
+
+    pub fn file(file: std::fs::File, path: PathBuf) -> LogSink {
+        LogSink {
+            target: Target::File(file, path),
+            failed: OnceLock::new(),
+        }
+    }
+
+    /// A writer for one log event.
+    pub fn writer(&self) -> LogWriter<'_> {
+        LogWriter { sink: self }
+    }
+
+    /// The first write error, with the path written to (stderr's, when it is a file).
+    pub fn result(&self) -> Result<(), WriteError> {
+        let Some(e) = self.failed.get() else {
+            return Ok(());
+        };
+        let path = match &self.target {
+            Target::Stderr => {
+                std::fs::read_link("/proc/self/fd/2").unwrap_or_else(|_| "stderr".into())
+            }
+            Target::File(_, path) => path.clone(),
+        };
+        Err(WriteError {
+            what: "the log",
+            path,
+            source: io::Error::new(e.kind(), e.to_string()),
+        })
+    }
+}
+
+/// One log event's writer.
+pub struct LogWriter<'a> {
+    sink: &'a LogSink,
+}
+
+impl Write for LogWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = match &self.sink.target {
+            Target::Stderr => io::stderr().write(buf),
+            Target::File(f, _) => (&*f).write(buf),
+        };
+        written.inspect_err(|e| {
+            let _ = self
+                .sink
+                .failed
+                .set(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &self.sink.target {
+            Target::Stderr => io::stderr().flush(),
+            Target::File(f, _) => (&*f).flush(),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogSink {
+    type Writer = LogWriter<'a>;
+    fn make_writer(&'a self) -> LogWriter<'a> {
+        self.writer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_is_kept_with_the_path() {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let sink = LogSink::file(full, "/dev/full".into());
+        assert!(sink.result().is_ok());
+        let mut w = sink.make_writer();
+        assert!(w.write_all(b"a line\n").is_err());
+        let e = sink.result().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot write the log /dev/full: "),
+            "{e}"
+        );
+        assert_eq!(e.source.kind(), io::ErrorKind::StorageFull);
+    }
+}
