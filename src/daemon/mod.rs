@@ -73,6 +73,16 @@ impl Loaded {
     }
 }
 
+/// 16 hex digits from the clock (nanoseconds) and the process id: unique per start for all
+/// practical purposes, without a random-number crate.
+pub fn new_run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let pid = u64::from(std::process::id());
+    format!("{:016x}", crate::data::mix(nanos ^ pid.rotate_left(40)))
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -103,6 +113,9 @@ pub struct Shared {
     pub reloads_rejected: AtomicU64,
     pub session: OnceLock<Arc<Session>>,
     pub started: SystemTime,
+    /// New at every start (`cqlpulse_run_info{run_id}`, `/status`): a restarted daemon is a
+    /// new run even with the same spec.
+    pub run_id: String,
     spec_path: PathBuf,
     overrides: Vec<Override>,
 }
@@ -213,6 +226,7 @@ where
         reloads_rejected: AtomicU64::new(0),
         session: OnceLock::new(),
         started: SystemTime::now(),
+        run_id: new_run_id(),
         spec_path: loaded.path,
         overrides: loaded.overrides,
     });

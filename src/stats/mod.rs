@@ -10,5 +10,5 @@ mod summary;
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
 pub use hdrlog::HdrLog;
 pub use lane::{LaneReport, LaneStats, OpStats, Sample};
-pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
+pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, RunPhase, Snapshot};
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
