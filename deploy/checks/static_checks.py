@@ -8,7 +8,8 @@
                                   offline, so they are checked structurally here)
     static_checks.py rules-coverage
                                   every alert of cqlpulse-rules.yml is tested firing and not
-                                  firing, every recording rule is evaluated, by the test file
+                                  firing, every recording rule is evaluated, by the test file;
+                                  every alert has a runbook entry in deploy/README.md
     static_checks.py spec FILE    print the TOML spec embedded in the ConfigMap to FILE after
                                   parsing it
     static_checks.py compose-spec BIN
@@ -643,6 +644,11 @@ def check_rules_coverage() -> None:
                     bad(f"rules: alert {r['alert']} needs summary and description annotations")
                 if not r.get("labels", {}).get("severity"):
                     bad(f"rules: alert {r['alert']} has no severity label")
+    # Every alert has a runbook entry: a "#### AlertName" heading in deploy/README.md.
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for a in sorted(alerts):
+        if not re.search(rf"^#### {re.escape(a)}$", readme, re.M):
+            bad(f"deploy/README.md: no runbook entry '#### {a}'")
     fired, quiet, evaluated = set(), set(), set()
     for t in tests.get("tests", []):
         for a in t.get("alert_rule_test", []) or []:
