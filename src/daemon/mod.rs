@@ -290,6 +290,13 @@ async fn connect_and_run(
     shutdown: &CancellationToken,
     snapshots: watch::Receiver<Arc<Snapshot>>,
 ) -> Result<(), RunError> {
+    if plan.shard.surplus {
+        // Exiting would make the orchestrator restart the pod forever; waiting keeps /healthz
+        // up, /readyz at 503 and the reason in the log and /status.
+        tracing::error!("{}", plan.shard.surplus_reason());
+        shutdown.cancelled().await;
+        return Ok(());
+    }
     shared.phase.send_replace(Phase::Connecting);
     let Some(session) = connect_with_backoff(&plan, shutdown).await else {
         return Ok(()); // stopped before connecting: nothing ran, nothing failed

@@ -156,6 +156,8 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "dropped": s.dropped_backlog + s.dropped_draining,
         "reloads": {"applied": gauges.reloads_applied, "rejected": gauges.reloads_rejected},
         "spec_digest": plan.digest,
+        // Why this instance does not run, when its pod ordinal is beyond shard.count.
+        "waiting": plan.shard.surplus.then(|| plan.shard.surplus_reason()),
     })
 }
 
