@@ -291,6 +291,12 @@ def build(b, g) -> None:
                  "is 1 while connected and issuing.", "s",
                  [T(f"time() - process_start_time_seconds{{{SEL}}}{W}", "uptime {{instance}}"),
                   T(f"cqlpulse_up{{{SEL}}}{W}", "issuing {{instance}}")], w=8)
+    b.timeseries("Targets up",
+                 "Scrape targets Prometheus reaches (up = 1) against all targets of the "
+                 "selected jobs: a target down is CqlpulseTargetDown, one gone altogether "
+                 "CqlpulseTargetVanished.", "short",
+                 [T(f"sum by (job) (up{{{SEL}}})", "{{job}} up"),
+                  T(f"count by (job) (up{{{SEL}}})", "{{job}} targets")], w=8)
     b.timeseries("Shards reporting",
                  "Distinct shards reporting, against the shard count (CqlpulseShardsMissing "
                  "fires when fewer report).", "short",
