@@ -43,7 +43,9 @@ async fn run_id_digest_and_phase_follow_restarts_reloads_and_the_run() {
     let spec_with = |rate: f64, ops: u64| {
         testtable_spec(
             &ks,
-            &format!("model = \"chains\"\nchains = 4\nrate = {rate:?}\nops = {ops}\nwarmup = \"1h\""),
+            &format!(
+                "model = \"chains\"\nchains = 4\nrate = {rate:?}\nops = {ops}\nwarmup = \"1h\""
+            ),
         )
     };
     let spec = spec_file("identity", &spec_with(200.0, 1_000_000));
@@ -92,7 +94,11 @@ async fn run_id_digest_and_phase_follow_restarts_reloads_and_the_run() {
     });
     assert_eq!(phases_on(addr), ["done"]);
     let (info, _) = sample(addr, "cqlpulse_run_info{");
-    assert_ne!(label(&info, "run_id"), run_id, "a restart is a new run: {info}");
+    assert_ne!(
+        label(&info, "run_id"),
+        run_id,
+        "a restart is a new run: {info}"
+    );
     d.signal("TERM");
     assert_eq!(d.wait(Duration::from_secs(15)), Some(0));
     drop_keyspace(&session().await, &ks).await;
@@ -125,7 +131,8 @@ async fn a_pod_beyond_the_shard_count_waits_and_an_empty_pod_index_uses_the_host
     assert_eq!(phases_on(addr), ["starting"]);
     assert_eq!(sample(addr, "cqlpulse_shard_count").1, 3.0);
     wait_for(Duration::from_secs(5), "the reason in the log", || {
-        d.log().contains("pod ordinal 3 is not below shard.count (3)")
+        d.log()
+            .contains("pod ordinal 3 is not below shard.count (3)")
     });
     // Still waiting, not exited, after the readiness checks above.
     assert!(d.child.try_wait().unwrap().is_none(), "{}", d.log());
@@ -141,7 +148,11 @@ async fn a_pod_beyond_the_shard_count_waits_and_an_empty_pod_index_uses_the_host
     );
     d.wait_ready();
     let status = d.status();
-    assert_eq!((status["shard"].as_u64(), status["waiting"].is_null()), (Some(1), true), "{status}");
+    assert_eq!(
+        (status["shard"].as_u64(), status["waiting"].is_null()),
+        (Some(1), true),
+        "{status}"
+    );
     d.signal("TERM");
     assert_eq!(d.wait(Duration::from_secs(15)), Some(0));
     drop_keyspace(&session().await, &ks).await;

@@ -78,7 +78,11 @@ async fn metrics_route(State(app): State<App>) -> Response {
     let gauges = app.handle.shared.gauges();
     let mut body = String::with_capacity(32 * 1024);
     metrics::render(&snapshot, &gauges, &app.info, &mut body);
-    metrics::render_run_identity(&app.info, &run_identity(&app, &snapshot, &gauges), &mut body);
+    metrics::render_run_identity(
+        &app.info,
+        &run_identity(&app, &snapshot, &gauges),
+        &mut body,
+    );
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 

@@ -341,7 +341,9 @@ fn an_auto_ordinal_beyond_the_count_is_a_waiting_surplus_not_an_error() {
     let beyond = plan_as_pod("3").unwrap().shard;
     assert_eq!((beyond.index, beyond.surplus), (3, true));
     assert!(
-        beyond.surplus_reason().contains("pod ordinal 3 is not below shard.count (3)"),
+        beyond
+            .surplus_reason()
+            .contains("pod ordinal 3 is not below shard.count (3)"),
         "{}",
         beyond.surplus_reason()
     );
