@@ -10,7 +10,7 @@ Checks, for every dashboard:
     {"type": "prometheus", "uid": "${datasource}"} on the panel and on each target, and at
     least one target with an expression and a unique refId;
   - every PromQL expression (targets, annotations, variable queries) uses only metric names
-    from deploy/checks/metric_names.txt;
+    from the catalogue, docs/metrics.md;
   - every range selector in a panel is [$__rate_interval] (or [$__range] for totals over the
     time range), so rates stay right at any scrape interval and zoom level;
   - no data source uid other than ${datasource} (and Grafana's built-in one) is hard-coded.

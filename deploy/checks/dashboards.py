@@ -14,7 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "grafana" / "dashboards"
-CATALOGUE = REPO / "deploy" / "checks" / "metric_names.txt"
+# The metric catalogue: the tables of docs/metrics.md (a unit test holds the renderer to them).
+CATALOGUE = REPO / "docs" / "metrics.md"
 NO_DATA_ALLOW_LIST = REPO / "deploy" / "checks" / "dashboard-no-data.txt"
 
 # The data source every panel, target and annotation must use: the dashboard's variable.
@@ -103,21 +104,27 @@ def iter_queries(dashboard: dict) -> list[Query]:
 
 
 def load_catalogue(path: Path = CATALOGUE) -> dict[str, str]:
-    """Exposed series name -> metric type, histograms expanded to _bucket/_sum/_count."""
+    """Exposed series name -> metric type, from every table row of docs/metrics.md whose
+    first cell is a `name`; histograms expanded to _bucket/_sum/_count."""
     names: dict[str, str] = {}
     for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+        if not raw.startswith("| `"):
             continue
-        parts = line.split()
-        if len(parts) != 2:
-            raise ValueError(f"{path}:{lineno}: expected 'NAME TYPE', got {raw!r}")
-        name, kind = parts
+        cells = [c.strip() for c in raw.strip().strip("|").split("|")]
+        if len(cells) < 2 or not re.fullmatch(r"`[A-Za-z_:][A-Za-z0-9_:]*`", cells[0]):
+            raise ValueError(f"{path}:{lineno}: expected '| `NAME` | TYPE | ...', got {raw!r}")
+        name, kind = cells[0].strip("`"), cells[1]
+        if kind not in ("counter", "gauge", "histogram", "summary", "synthetic"):
+            raise ValueError(f"{path}:{lineno}: unknown type {kind!r}")
         if kind == "histogram":
             for suffix in HISTOGRAM_SUFFIXES:
                 names[name + suffix] = kind
+            # Native histograms (issue 12) are queried by the bare name.
+            names[name] = kind
         else:
             names[name] = kind
+    if not names:
+        raise ValueError(f"{path}: no catalogue rows")
     return names
 
 

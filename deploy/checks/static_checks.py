@@ -5,10 +5,12 @@
     static_checks.py dockerfile   deploy/Dockerfile and .dockerignore
     static_checks.py k8s          deploy/kubernetes: cross-resource consistency and the
                                   Prometheus Operator resources (no CRD schema is available
-                                  offline, so they are checked structurally here)
+                                  offline, so they are checked structurally here); the
+                                  Indexed Job variant in deploy/kubernetes-job
     static_checks.py rules-coverage
                                   every alert of cqlpulse-rules.yml is tested firing and not
-                                  firing, every recording rule is evaluated, by the test file
+                                  firing, every recording rule is evaluated, by the test file;
+                                  every alert has a runbook entry in deploy/README.md
     static_checks.py spec FILE    print the TOML spec embedded in the ConfigMap to FILE after
                                   parsing it
     static_checks.py compose-spec BIN
@@ -414,6 +416,147 @@ def load_k8s() -> tuple[list[str], list[dict]]:
     return resources, docs
 
 
+def check_pod_template(where: str, spec: dict, shards_field: str, shards, index_field: str,
+                       configmaps: dict) -> tuple[dict, dict]:
+    """Checks the pod template of a workload running cqlpulse shards (the StatefulSet, the
+    Indexed Job); returns (pod labels, container ports by name)."""
+    pod = spec["template"]["spec"]
+    pod_labels = spec["template"]["metadata"].get("labels", {})
+    selector = spec.get("selector", {}).get("matchLabels", pod_labels)  # a Job's is generated
+    if not set(selector.items()) <= set(pod_labels.items()):
+        bad(f"{where}: selector does not match the pod template labels")
+    containers = pod["containers"]
+    c = containers[0]
+    env = {e["name"]: e for e in c.get("env", [])}
+    if env.get("CQLPULSE__SHARD__INDEX", {}).get("value") != "auto":
+        bad(f"{where}: CQLPULSE__SHARD__INDEX should be auto")
+    count = env.get("CQLPULSE__SHARD__COUNT", {}).get("value")
+    if str(shards) != str(count):
+        bad(f"{where}: {shards_field} ({shards}) != CQLPULSE__SHARD__COUNT ({count})")
+    field = env.get("CQLPULSE_POD_INDEX", {}).get("valueFrom", {}).get("fieldRef", {}) \
+        .get("fieldPath")
+    if field != index_field:
+        bad(f"{where}: CQLPULSE_POD_INDEX should come from {index_field}")
+    if "CQLPULSE_CONTROL_TOKEN" not in env:
+        bad(f"{where}: CQLPULSE_CONTROL_TOKEN is not set (from a Secret)")
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    if ports.get("metrics") != METRICS_PORT:
+        bad(f"{where}: container port 'metrics' should be {METRICS_PORT}")
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = c.get(probe, {}).get("httpGet", {})
+        if get.get("path") != path or get.get("port") not in ("metrics", METRICS_PORT):
+            bad(f"{where}: {probe} should GET {path} on the metrics port")
+    res = c.get("resources", {})
+    if not res.get("requests") or not res.get("limits", {}).get("memory"):
+        bad(f"{where}: set resource requests and a memory limit")
+    csc = c.get("securityContext", {})
+    psc = pod.get("securityContext", {})
+    if not (csc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+        bad(f"{where}: runAsNonRoot is not set")
+    if csc.get("readOnlyRootFilesystem") is not True:
+        bad(f"{where}: readOnlyRootFilesystem should be true")
+    if csc.get("allowPrivilegeEscalation") is not False:
+        bad(f"{where}: allowPrivilegeEscalation should be false")
+    if "ALL" not in csc.get("capabilities", {}).get("drop", []):
+        bad(f"{where}: capabilities should drop ALL")
+    uid = csc.get("runAsUser", psc.get("runAsUser"))
+    image_uid = dockerfile_runtime_uid()
+    if uid is not None and image_uid is not None and uid != image_uid:
+        bad(f"{where}: runAsUser {uid} differs from the image's USER {image_uid}")
+    args = [str(a) for a in c.get("args", [])]
+    if args[:2] != ["run", SPEC_PATH]:
+        bad(f"{where}: args should start with run {SPEC_PATH}")
+    if "--listen" in args and not args[args.index("--listen") + 1].endswith(f":{METRICS_PORT}"):
+        bad(f"{where}: --listen port differs from the metrics port")
+    # A finished run must stay scrapeable in phase done for a while (the rules then know it
+    # ended normally and page nobody); under a StatefulSet it must never exit (restarts).
+    if "--linger" not in args:
+        bad(f"{where}: args should pass --linger (a finished run is scraped in phase done)")
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    spec_mount = mounts.get(str(Path(SPEC_PATH).parent))
+    if not spec_mount or not spec_mount.get("readOnly"):
+        bad(f"{where}: {Path(SPEC_PATH).parent} should be mounted read-only")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for m in c.get("volumeMounts", []):
+        if m["name"] not in volumes:
+            bad(f"{where}: volumeMount {m['name']} has no volume")
+    if spec_mount and spec_mount["name"] in volumes:
+        cm_name = volumes[spec_mount["name"]].get("configMap", {}).get("name")
+        cm = configmaps.get(cm_name)
+        if cm is None:
+            bad(f"{where}: spec ConfigMap {cm_name!r} is not among the resources")
+        elif Path(SPEC_PATH).name not in cm.get("data", {}):
+            bad(f"ConfigMap {cm_name}: no key {Path(SPEC_PATH).name}")
+        else:
+            try:
+                tomllib.loads(cm["data"][Path(SPEC_PATH).name])
+            except tomllib.TOMLDecodeError as exc:
+                bad(f"ConfigMap {cm_name}: spec.toml is not valid TOML: {exc}")
+
+    return pod_labels, ports
+
+
+def check_shard_count_replacement(kust: dict, kind: str, field: str) -> None:
+    """The shard count has one source: kustomize copies `field` of the workload into
+    CQLPULSE__SHARD__COUNT."""
+    env_path = "spec.template.spec.containers.[name=cqlpulse].env.[name=CQLPULSE__SHARD__COUNT].value"
+    for r in kust.get("replacements", []) or []:
+        src = r.get("source", {})
+        if src.get("kind") == kind and src.get("fieldPath") == field:
+            paths = [p for t in r.get("targets", []) if t.get("select", {}).get("kind") == kind
+                     for p in t.get("fieldPaths", [])]
+            if env_path in paths:
+                return
+    bad(f"kustomization: no replacement copies {kind} {field} into CQLPULSE__SHARD__COUNT")
+
+
+JOB_DIR = DEPLOY / "kubernetes-job"
+
+
+def check_job() -> None:
+    """deploy/kubernetes-job: the Indexed Job variant for finite runs, checked like the
+    StatefulSet (same pod template rules) plus what a Job needs."""
+    kust = yaml.safe_load((JOB_DIR / "kustomization.yaml").read_text(encoding="utf-8"))
+    resources = kust.get("resources", [])
+    if "../kubernetes" not in resources:
+        bad("kubernetes-job/kustomization: should build on the base (resources: ../kubernetes)")
+    patches = json.dumps(kust.get("patches", []))
+    if "$patch: delete" not in patches or "StatefulSet" not in patches:
+        bad("kubernetes-job/kustomization: should delete the base's StatefulSet")
+    jobs = [d for r in resources if (JOB_DIR / r).is_file()
+            for d in yaml.safe_load_all((JOB_DIR / r).read_text(encoding="utf-8"))
+            if d and d.get("kind") == "Job"]
+    if len(jobs) != 1:
+        bad(f"kubernetes-job/: expected one Job, found {len(jobs)}")
+        return
+    job = jobs[0]
+    spec = job["spec"]
+    base_docs = load_k8s()[1]
+    configmaps = {d["metadata"]["name"]: d for d in base_docs if d.get("kind") == "ConfigMap"}
+    check_pod_template("Job", spec, "completions", spec.get("completions"),
+                       "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+                       configmaps)
+    if spec.get("completionMode") != "Indexed":
+        bad("Job: completionMode should be Indexed (one completion index per shard)")
+    if spec.get("parallelism") != spec.get("completions"):
+        bad("Job: parallelism should equal completions (every shard runs at once)")
+    pod = spec["template"]["spec"]
+    if pod.get("restartPolicy") != "Never":
+        bad("Job: restartPolicy should be Never (podFailurePolicy needs it)")
+    rules = spec.get("podFailurePolicy", {}).get("rules", [])
+    failing = {c for r in rules if r.get("action") == "FailJob"
+               for c in r.get("onExitCodes", {}).get("values", [])}
+    if not {2, 3} <= failing:
+        bad("Job: podFailurePolicy should fail the Job on exit 2 (bad spec) and 3 (aborted)")
+    check_shard_count_replacement(kust, "Job", "spec.completions")
+    for r in kust.get("replacements", []) or []:
+        if r.get("source", {}).get("fieldPath") == "spec.completions" and any(
+                "spec.parallelism" in t.get("fieldPaths", []) for t in r.get("targets", [])):
+            break
+    else:
+        bad("kubernetes-job/kustomization: no replacement copies spec.completions into spec.parallelism")
+
+
 def check_k8s() -> None:
     resources, docs = load_k8s()
     files = {p.name for p in K8S.glob("*.y*ml")} - {"kustomization.yaml"}
@@ -431,75 +574,13 @@ def check_k8s() -> None:
         return
     sts = sts_list[0]
     spec = sts["spec"]
-    pod = spec["template"]["spec"]
-    pod_labels = spec["template"]["metadata"].get("labels", {})
-    if not set(spec["selector"]["matchLabels"].items()) <= set(pod_labels.items()):
-        bad("StatefulSet: selector does not match the pod template labels")
-    replicas = spec.get("replicas")
-    containers = pod["containers"]
-    c = containers[0]
-    env = {e["name"]: e for e in c.get("env", [])}
-    if env.get("CQLPULSE__SHARD__INDEX", {}).get("value") != "auto":
-        bad("StatefulSet: CQLPULSE__SHARD__INDEX should be auto")
-    count = env.get("CQLPULSE__SHARD__COUNT", {}).get("value")
-    if str(replicas) != str(count):
-        bad(f"StatefulSet: replicas ({replicas}) != CQLPULSE__SHARD__COUNT ({count})")
-    field = env.get("CQLPULSE_POD_INDEX", {}).get("valueFrom", {}).get("fieldRef", {}) \
-        .get("fieldPath")
-    if field != "metadata.labels['apps.kubernetes.io/pod-index']":
-        bad("StatefulSet: CQLPULSE_POD_INDEX should come from the apps.kubernetes.io/pod-index label")
-    if "CQLPULSE_CONTROL_TOKEN" not in env:
-        bad("StatefulSet: CQLPULSE_CONTROL_TOKEN is not set (from a Secret)")
-    ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-    if ports.get("metrics") != METRICS_PORT:
-        bad(f"StatefulSet: container port 'metrics' should be {METRICS_PORT}")
-    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
-        get = c.get(probe, {}).get("httpGet", {})
-        if get.get("path") != path or get.get("port") not in ("metrics", METRICS_PORT):
-            bad(f"StatefulSet: {probe} should GET {path} on the metrics port")
-    res = c.get("resources", {})
-    if not res.get("requests") or not res.get("limits", {}).get("memory"):
-        bad("StatefulSet: set resource requests and a memory limit")
-    csc = c.get("securityContext", {})
-    psc = pod.get("securityContext", {})
-    if not (csc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
-        bad("StatefulSet: runAsNonRoot is not set")
-    if csc.get("readOnlyRootFilesystem") is not True:
-        bad("StatefulSet: readOnlyRootFilesystem should be true")
-    if csc.get("allowPrivilegeEscalation") is not False:
-        bad("StatefulSet: allowPrivilegeEscalation should be false")
-    if "ALL" not in csc.get("capabilities", {}).get("drop", []):
-        bad("StatefulSet: capabilities should drop ALL")
-    uid = csc.get("runAsUser", psc.get("runAsUser"))
-    image_uid = dockerfile_runtime_uid()
-    if uid is not None and image_uid is not None and uid != image_uid:
-        bad(f"StatefulSet: runAsUser {uid} differs from the image's USER {image_uid}")
-    args = [str(a) for a in c.get("args", [])]
-    if args[:2] != ["run", SPEC_PATH]:
-        bad(f"StatefulSet: args should start with run {SPEC_PATH}")
-    if "--listen" in args and not args[args.index("--listen") + 1].endswith(f":{METRICS_PORT}"):
-        bad("StatefulSet: --listen port differs from the metrics port")
-    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
-    spec_mount = mounts.get(str(Path(SPEC_PATH).parent))
-    if not spec_mount or not spec_mount.get("readOnly"):
-        bad(f"StatefulSet: {Path(SPEC_PATH).parent} should be mounted read-only")
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for m in c.get("volumeMounts", []):
-        if m["name"] not in volumes:
-            bad(f"StatefulSet: volumeMount {m['name']} has no volume")
     configmaps = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])}
-    if spec_mount and spec_mount["name"] in volumes:
-        cm_name = volumes[spec_mount["name"]].get("configMap", {}).get("name")
-        cm = configmaps.get(cm_name)
-        if cm is None:
-            bad(f"StatefulSet: spec ConfigMap {cm_name!r} is not among the resources")
-        elif Path(SPEC_PATH).name not in cm.get("data", {}):
-            bad(f"ConfigMap {cm_name}: no key {Path(SPEC_PATH).name}")
-        else:
-            try:
-                tomllib.loads(cm["data"][Path(SPEC_PATH).name])
-            except tomllib.TOMLDecodeError as exc:
-                bad(f"ConfigMap {cm_name}: spec.toml is not valid TOML: {exc}")
+    pod_labels, ports = check_pod_template(
+        "StatefulSet", spec, "replicas", spec.get("replicas"),
+        "metadata.labels['apps.kubernetes.io/pod-index']", configmaps)
+    check_shard_count_replacement(
+        yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8")),
+        "StatefulSet", "spec.replicas")
 
     services = by_kind.get("Service", [])
     headless = [s for s in services if s["spec"].get("clusterIP") == "None"]
@@ -643,6 +724,11 @@ def check_rules_coverage() -> None:
                     bad(f"rules: alert {r['alert']} needs summary and description annotations")
                 if not r.get("labels", {}).get("severity"):
                     bad(f"rules: alert {r['alert']} has no severity label")
+    # Every alert has a runbook entry: a "#### AlertName" heading in deploy/README.md.
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for a in sorted(alerts):
+        if not re.search(rf"^#### {re.escape(a)}$", readme, re.M):
+            bad(f"deploy/README.md: no runbook entry '#### {a}'")
     fired, quiet, evaluated = set(), set(), set()
     for t in tests.get("tests", []):
         for a in t.get("alert_rule_test", []) or []:
@@ -671,6 +757,7 @@ def main() -> int:
         check_dockerfile()
     elif cmd == "k8s":
         check_k8s()
+        check_job()
     elif cmd == "rules-coverage":
         check_rules_coverage()
     elif cmd == "compose-spec" and len(sys.argv) == 3:

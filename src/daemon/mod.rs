@@ -93,6 +93,16 @@ impl Loaded {
     }
 }
 
+/// 16 hex digits from the clock (nanoseconds) and the process id: unique per start for all
+/// practical purposes, without a random-number crate.
+pub fn new_run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let pid = u64::from(std::process::id());
+    format!("{:016x}", crate::data::mix(nanos ^ pid.rotate_left(40)))
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -123,6 +133,9 @@ pub struct Shared {
     pub reloads_rejected: AtomicU64,
     pub session: OnceLock<Arc<Session>>,
     pub started: SystemTime,
+    /// New at every start (`cqlpulse_run_info{run_id}`, `/status`): a restarted daemon is a
+    /// new run even with the same spec.
+    pub run_id: String,
     spec_path: PathBuf,
     overrides: Vec<Override>,
 }
@@ -231,6 +244,7 @@ where
         reloads_rejected: AtomicU64::new(0),
         session: OnceLock::new(),
         started: SystemTime::now(),
+        run_id: new_run_id(),
         spec_path: loaded.path,
         overrides: loaded.overrides,
     });
@@ -320,6 +334,13 @@ async fn connect_and_run(
     shutdown: &CancellationToken,
     snapshots: watch::Receiver<Arc<Snapshot>>,
 ) -> Result<(), RunError> {
+    if plan.shard.surplus {
+        // Exiting would make the orchestrator restart the pod forever; waiting keeps /healthz
+        // up, /readyz at 503 and the reason in the log and /status.
+        tracing::error!("{}", plan.shard.surplus_reason());
+        shutdown.cancelled().await;
+        return Ok(());
+    }
     shared.phase.send_replace(Phase::Connecting);
     let Some(session) = connect_with_backoff(&plan, shutdown).await else {
         return Ok(()); // stopped before connecting: nothing ran, nothing failed

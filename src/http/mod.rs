@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Handle;
-use crate::metrics::{self, RunInfo};
+use crate::metrics::{self, RunIdentity, RunInfo};
+use crate::stats::{Gauges, RunPhase, Snapshot};
 
 #[derive(Clone)]
 pub struct App {
@@ -77,7 +78,25 @@ async fn metrics_route(State(app): State<App>) -> Response {
     let gauges = app.handle.shared.gauges();
     let mut body = String::with_capacity(32 * 1024);
     metrics::render(&snapshot, &gauges, &app.info, &mut body);
+    metrics::render_run_identity(
+        &app.info,
+        &run_identity(&app, &snapshot, &gauges),
+        &mut body,
+    );
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+}
+
+/// The run's identity at this moment: the spec digest and shard count of the plan in force
+/// (a reload may have changed the digest), and the phase from the daemon's phase, the pause
+/// and the warm-up.
+fn run_identity(app: &App, s: &Snapshot, gauges: &Gauges) -> RunIdentity {
+    let plan = app.handle.shared.plan();
+    RunIdentity {
+        run_id: app.handle.shared.run_id.clone(),
+        spec_digest: plan.digest.clone(),
+        phase: RunPhase::of(gauges.phase, gauges.paused, s.elapsed, plan.load.warmup),
+        shard_count: plan.shard.count,
+    }
 }
 
 async fn readyz(State(app): State<App>) -> Response {
@@ -114,8 +133,11 @@ pub fn status_json(app: &App) -> serde_json::Value {
         })
         .filter(|(_, v)| v.as_u64() != Some(0))
         .collect();
+    let identity = run_identity(app, &s, &gauges);
     json!({
+        "run_id": identity.run_id,
         "phase": shared.phase.borrow().name(),
+        "run_phase": identity.phase.name(),
         "ready": shared.ready.load(std::sync::atomic::Ordering::Relaxed),
         "paused": gauges.paused,
         "workload": plan.name,
@@ -146,6 +168,8 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "not_sent_run_ended": s.not_sent_run_ended,
         "reloads": {"applied": gauges.reloads_applied, "rejected": gauges.reloads_rejected},
         "spec_digest": plan.digest,
+        // Why this instance does not run, when its pod ordinal is beyond shard.count.
+        "waiting": plan.shard.surplus.then(|| plan.shard.surplus_reason()),
     })
 }
 

@@ -8,7 +8,7 @@
 
 mod render;
 
-pub use render::{RunInfo, render};
+pub use render::{RunIdentity, RunInfo, render, render_run_identity};
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::cql::ErrorKind;
 use crate::process::{self, Process};
-use crate::stats::{Buckets, Gauges, OpSnapshot, Phase, Snapshot};
+use crate::stats::{Buckets, Gauges, OpSnapshot, Phase, RunPhase, Snapshot};
 
 /// Constant facts about the run, for `cqlpulse_run_info` and `cqlpulse_build_info`.
 #[derive(Debug, Clone)]
@@ -17,6 +17,20 @@ pub struct RunInfo {
     pub version: &'static str,
     /// Process start, seconds since the Unix epoch.
     pub start_time: f64,
+}
+
+/// Which run a scrape comes from, and how far it has got: read at scrape time, apart from the
+/// run id. Kept apart from [`RunInfo`] (and rendered by [`render_run_identity`]) so that the
+/// exposition can change library without touching how these values are found.
+#[derive(Debug, Clone)]
+pub struct RunIdentity {
+    /// New at every process start (16 hex digits): tells a restarted daemon from the run before.
+    pub run_id: String,
+    /// Digest of the spec in force; changes when a reload applies a change.
+    pub spec_digest: String,
+    pub phase: RunPhase,
+    /// Instances sharing the workload (the spec's `shard.count`), as a number for alerts.
+    pub shard_count: u32,
 }
 
 /// Reads one counter of an op's snapshot.
@@ -262,22 +276,6 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
         flag(gauges.phase == Phase::Running),
     );
 
-    let (shard, count) = (info.shard.to_string(), info.shard_count.to_string());
-    o.head(
-        "cqlpulse_run_info",
-        "gauge",
-        "Constant 1, labelled with the run's workload, model and shard.",
-    );
-    o.sample(
-        "cqlpulse_run_info",
-        &[
-            ("workload", &info.workload),
-            ("model", &info.model),
-            ("shard", &shard),
-            ("shard_count", &count),
-        ],
-        1.0,
-    );
     o.head(
         "cqlpulse_build_info",
         "gauge",
@@ -294,6 +292,49 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
     if let Some(p) = process::read() {
         process_metrics(&mut o, &p);
     }
+}
+
+// ---------------------------------------------------------------- run identity (issue 13)
+/// `cqlpulse_run_info` (with the run id and spec digest), `cqlpulse_run_phase` and
+/// `cqlpulse_shard_count`. Separate from [`render`] so it can be ported on its own.
+pub fn render_run_identity(info: &RunInfo, id: &RunIdentity, out: &mut String) {
+    let mut o = Out { s: out };
+    let (shard, count) = (info.shard.to_string(), id.shard_count.to_string());
+    o.head(
+        "cqlpulse_run_info",
+        "gauge",
+        "Constant 1, labelled with the run's workload, model, shard, run id (new per process start) and spec digest (changes on reload).",
+    );
+    o.sample(
+        "cqlpulse_run_info",
+        &[
+            ("workload", &info.workload),
+            ("model", &info.model),
+            ("shard", &shard),
+            ("shard_count", &count),
+            ("run_id", &id.run_id),
+            ("spec_digest", &id.spec_digest),
+        ],
+        1.0,
+    );
+    o.head(
+        "cqlpulse_run_phase",
+        "gauge",
+        "1 for the phase the run is in (starting, warmup, measuring, paused, draining, done), 0 for the others.",
+    );
+    for phase in RunPhase::ALL {
+        o.sample(
+            "cqlpulse_run_phase",
+            &[("phase", phase.name())],
+            if phase == id.phase { 1.0 } else { 0.0 },
+        );
+    }
+    o.single(
+        "cqlpulse_shard_count",
+        "gauge",
+        "Instances sharing the workload (shard.count).",
+        f64::from(id.shard_count),
+    );
 }
 
 fn process_metrics(o: &mut Out<'_>, p: &Process) {
@@ -346,5 +387,7 @@ fn process_metrics(o: &mut Out<'_>, p: &Process) {
     }
 }
 
+#[cfg(test)]
+mod catalogue;
 #[cfg(test)]
 mod tests;

@@ -16,11 +16,12 @@ pub(super) fn shard_plan(
     if s.count == 0 {
         return Err(err("shard.count", "must be at least 1".into()));
     }
-    let index = match &s.index {
-        ShardIndex::Index(i) => *i,
-        ShardIndex::Named(n) if n == "auto" => {
-            shard_env.ordinal().map_err(|m| err("shard.index", m))?
-        }
+    let (index, auto) = match &s.index {
+        ShardIndex::Index(i) => (*i, false),
+        ShardIndex::Named(n) if n == "auto" => (
+            shard_env.ordinal().map_err(|m| err("shard.index", m))?,
+            true,
+        ),
         ShardIndex::Named(n) => {
             return Err(err(
                 "shard.index",
@@ -28,7 +29,10 @@ pub(super) fn shard_plan(
             ));
         }
     };
-    if index >= s.count {
+    // A pod ordinal beyond the count (a StatefulSet scaled up without raising shard.count)
+    // is not a spec error: restarting would not fix it, and exiting would crash-loop. The
+    // daemon waits instead, saying why (see `ShardPlan::surplus`).
+    if index >= s.count && !auto {
         return Err(err(
             "shard.index",
             format!("{index} is not below shard.count ({})", s.count),
@@ -47,6 +51,7 @@ pub(super) fn shard_plan(
         index,
         count: s.count,
         start_at,
+        surplus: index >= s.count,
     })
 }
 

@@ -164,4 +164,19 @@ pub struct ShardPlan {
     pub index: u32,
     pub count: u32,
     pub start_at: Option<SystemTime>,
+    /// `index = "auto"` found a pod ordinal at or above `count`: this instance has no shard.
+    /// The daemon serves HTTP (not ready) and waits instead of running or exiting.
+    pub surplus: bool,
+}
+
+impl ShardPlan {
+    /// Why a surplus instance waits, for its log and `/status`.
+    pub fn surplus_reason(&self) -> String {
+        format!(
+            "pod ordinal {} is not below shard.count ({}): this instance has no shard and \
+             waits without issuing. Raise shard.count (CQLPULSE__SHARD__COUNT) to the number of \
+             replicas, or scale back to {} replicas",
+            self.index, self.count, self.count
+        )
+    }
 }

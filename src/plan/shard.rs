@@ -53,9 +53,11 @@ impl ShardEnv {
         }
     }
 
-    /// The ordinal, or why there is none.
+    /// The ordinal, or why there is none. An empty `CQLPULSE_POD_INDEX` counts as unset:
+    /// the downward API gives `""` for a label a pod lacks (the pod-index label before
+    /// Kubernetes 1.28), and the host name still has the ordinal.
     pub fn ordinal(&self) -> Result<u32, String> {
-        if let Some(p) = &self.pod_index {
+        if let Some(p) = self.pod_index.as_deref().filter(|p| !p.trim().is_empty()) {
             return p
                 .trim()
                 .parse()
@@ -128,5 +130,27 @@ mod tests {
             hostname: Some("laptop".into()),
         };
         assert!(env.ordinal().unwrap_err().contains("laptop"));
+    }
+
+    #[test]
+    fn an_empty_pod_index_falls_back_to_the_host_name() {
+        // Kubernetes < 1.28: the downward API sets the variable to "" (no pod-index label).
+        for empty in ["", "  "] {
+            let env = ShardEnv {
+                pod_index: Some(empty.into()),
+                hostname: Some("cqlpulse-7".into()),
+            };
+            assert_eq!(env.ordinal(), Ok(7), "pod index {empty:?}");
+        }
+        let env = ShardEnv {
+            pod_index: Some(String::new()),
+            hostname: Some("laptop".into()),
+        };
+        assert!(env.ordinal().unwrap_err().contains("laptop"));
+        let env = ShardEnv {
+            pod_index: Some("x".into()),
+            hostname: Some("cqlpulse-7".into()),
+        };
+        assert!(env.ordinal().unwrap_err().contains("`x`"));
     }
 }

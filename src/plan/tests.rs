@@ -321,3 +321,30 @@ fn stages_ramp_and_then_hold_the_last_rate() {
     assert_eq!(at(100.0), 50.0);
     assert_eq!(p.load.rate, 50.0);
 }
+
+#[test]
+fn an_auto_ordinal_beyond_the_count_is_a_waiting_surplus_not_an_error() {
+    let plan_as_pod = |pod: &str| {
+        let source = Source {
+            path: PathBuf::from("t.toml"),
+            text: with("[shard]\nindex = \"auto\"\ncount = 3"),
+        };
+        let spec = spec::parse(&source, &[]).unwrap();
+        let shard_env = ShardEnv {
+            pod_index: Some(pod.to_string()),
+            hostname: None,
+        };
+        build(&spec, &source, &env, &shard_env, 0)
+    };
+    let inside = plan_as_pod("2").unwrap().shard;
+    assert_eq!((inside.index, inside.surplus), (2, false));
+    let beyond = plan_as_pod("3").unwrap().shard;
+    assert_eq!((beyond.index, beyond.surplus), (3, true));
+    assert!(
+        beyond
+            .surplus_reason()
+            .contains("pod ordinal 3 is not below shard.count (3)"),
+        "{}",
+        beyond.surplus_reason()
+    );
+}

@@ -10,7 +10,7 @@ mod summary;
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
 pub use hdrlog::{HdrLog, HdrLogResult};
 pub use lane::{LaneReport, LaneStats, OpStats, Sample};
-pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
+pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, RunPhase, Snapshot};
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
 
 /// A result of the run (the HDR log, the summary JSON, the log) that could not be written.

@@ -106,6 +106,54 @@ impl Phase {
     }
 }
 
+/// The phase of a run as operators read it (`cqlpulse_run_phase`, `/status` `run_phase`):
+/// the daemon's [`Phase`] with `running` split by the warm-up and by a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    Starting,
+    Warmup,
+    Measuring,
+    Paused,
+    Draining,
+    Done,
+}
+
+impl RunPhase {
+    pub const ALL: [RunPhase; 6] = [
+        RunPhase::Starting,
+        RunPhase::Warmup,
+        RunPhase::Measuring,
+        RunPhase::Paused,
+        RunPhase::Draining,
+        RunPhase::Done,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunPhase::Starting => "starting",
+            RunPhase::Warmup => "warmup",
+            RunPhase::Measuring => "measuring",
+            RunPhase::Paused => "paused",
+            RunPhase::Draining => "draining",
+            RunPhase::Done => "done",
+        }
+    }
+
+    /// `elapsed` is the time since the run started issuing (the snapshot's), `warmup` the
+    /// spec's `load.warmup`. A pause wins over the warm-up: nothing is being measured then.
+    pub fn of(phase: Phase, paused: bool, elapsed: Duration, warmup: Duration) -> RunPhase {
+        match phase {
+            Phase::Starting | Phase::Connecting => RunPhase::Starting,
+            Phase::Running if paused => RunPhase::Paused,
+            Phase::Running if elapsed < warmup => RunPhase::Warmup,
+            Phase::Running => RunPhase::Measuring,
+            Phase::Draining => RunPhase::Draining,
+            Phase::Done => RunPhase::Done,
+        }
+    }
+}
+
 /// Driver state, sampled by the aggregator (never on the request path).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ClusterGauges {
@@ -139,5 +187,28 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn errors(&self) -> u64 {
         self.ops.iter().map(OpSnapshot::errors_total).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_phase_splits_running_by_pause_and_warmup() {
+        let s = Duration::from_secs;
+        let of = |p, paused, e| RunPhase::of(p, paused, s(e), s(10));
+        assert_eq!(of(Phase::Connecting, false, 0), RunPhase::Starting);
+        assert_eq!(of(Phase::Running, false, 3), RunPhase::Warmup);
+        assert_eq!(of(Phase::Running, false, 10), RunPhase::Measuring);
+        assert_eq!(of(Phase::Running, true, 3), RunPhase::Paused);
+        assert_eq!(of(Phase::Running, true, 30), RunPhase::Paused);
+        assert_eq!(of(Phase::Draining, true, 30), RunPhase::Draining);
+        assert_eq!(of(Phase::Done, false, 30), RunPhase::Done);
+        // No warm-up: measuring from the first op.
+        assert_eq!(
+            RunPhase::of(Phase::Running, false, s(0), Duration::ZERO),
+            RunPhase::Measuring
+        );
     }
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::stats::{ClusterGauges, Gauges, OpSnapshot, Phase};
+use crate::stats::{ClusterGauges, Gauges, OpSnapshot, Phase, RunPhase};
 
 fn snapshot() -> Snapshot {
     let bounds: Arc<[f64]> = vec![0.001, 0.01, 0.1].into();
@@ -59,11 +59,52 @@ fn info() -> RunInfo {
     }
 }
 
+fn identity() -> RunIdentity {
+    RunIdentity {
+        run_id: "00c0ffee00c0ffee".into(),
+        spec_digest: "0123456789abcdef".into(),
+        phase: RunPhase::Warmup,
+        shard_count: 3,
+    }
+}
+
+/// Everything a scrape returns, as the HTTP route renders it.
+fn scrape(s: &Snapshot) -> String {
+    let mut out = String::new();
+    render(s, &s.gauges, &info(), &mut out);
+    render_run_identity(&info(), &identity(), &mut out);
+    out
+}
+
+/// A scrape of the test snapshot, for the catalogue check.
+pub(super) fn scrape_of_test_snapshot() -> String {
+    scrape(&snapshot())
+}
+
+#[test]
+fn run_identity_has_the_run_id_digest_one_phase_and_the_shard_count() {
+    let out = scrape(&snapshot());
+    for line in [
+        "cqlpulse_run_info{workload=\"w\",model=\"chains\",shard=\"0\",shard_count=\"3\",run_id=\"00c0ffee00c0ffee\",spec_digest=\"0123456789abcdef\"} 1",
+        "cqlpulse_run_phase{phase=\"warmup\"} 1",
+        "cqlpulse_shard_count 3",
+        "# TYPE cqlpulse_run_phase gauge",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing `{line}` in\n{out}");
+    }
+    let phases: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("cqlpulse_run_phase{"))
+        .collect();
+    assert_eq!(phases.len(), RunPhase::ALL.len(), "{phases:?}");
+    let on: Vec<&&str> = phases.iter().filter(|l| l.ends_with(" 1")).collect();
+    assert_eq!(on.len(), 1, "exactly one phase is 1: {phases:?}");
+}
+
 #[test]
 fn the_catalogue_is_rendered_with_help_type_and_labels() {
-    let mut out = String::new();
     let s = snapshot();
-    render(&s, &s.gauges, &info(), &mut out);
+    let out = scrape(&s);
     for line in [
         "cqlpulse_requests_total{op=\"insert\",outcome=\"ok\"} 8",
         "cqlpulse_requests_total{op=\"insert\",outcome=\"error\"} 2",
@@ -82,7 +123,6 @@ fn the_catalogue_is_rendered_with_help_type_and_labels() {
         "cqlpulse_payload_bytes_total{op=\"insert\"} 80",
         "cqlpulse_connections 2",
         "cqlpulse_config_reloads_total{result=\"applied\"} 1",
-        "cqlpulse_run_info{workload=\"w\",model=\"chains\",shard=\"0\",shard_count=\"1\"} 1",
         "cqlpulse_build_info{version=\"0.1.0\"} 1",
         "# TYPE cqlpulse_request_duration_seconds histogram",
         "# TYPE process_cpu_seconds_total counter",
