@@ -141,6 +141,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The spec file this run was loaded from (and reloads from).
+    pub fn spec_path(&self) -> &std::path::Path {
+        &self.spec_path
+    }
+
     pub fn plan(&self) -> Arc<Plan> {
         self.plan
             .read()

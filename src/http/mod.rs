@@ -1,8 +1,11 @@
-//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/status` and the control routes.
-//! Handlers read published snapshots and send changes through [`crate::engine::Control`];
-//! none of them can block the lanes.
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/status`, the control routes, and
+//! the live page (`/`, its assets and its feed `/api/history`). Handlers read published
+//! snapshots and send changes through [`crate::engine::Control`]; none of them can block the
+//! lanes.
 
 mod control;
+pub mod history;
+mod page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,10 +31,15 @@ pub struct App {
     /// Whether the listener is on a loopback address: without a token, control is only
     /// served there.
     pub loopback: bool,
+    /// The live page's feed.
+    pub history: Arc<history::History>,
 }
 
 pub fn router(app: App) -> Router {
     Router::new()
+        .route("/", get(page::index))
+        .route("/page/{asset}", get(page::asset))
+        .route("/api/history", get(history::route))
         .route("/metrics", get(metrics_route))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -61,10 +69,17 @@ pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToke
         version: env!("CARGO_PKG_VERSION"),
         start_time,
     };
+    let history = Arc::new(history::History::new(history::CAPACITY));
+    tokio::spawn(history::record(
+        history.clone(),
+        handle.clone(),
+        stop.clone(),
+    ));
     let app = App {
         handle,
         info: Arc::new(info),
         loopback: local.is_some_and(|a: SocketAddr| a.ip().is_loopback()),
+        history,
     };
     let server = axum::serve(listener, router(app))
         .with_graceful_shutdown(async move { stop.cancelled().await });
@@ -170,6 +185,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "spec_digest": plan.digest,
         // Why this instance does not run, when its pod ordinal is beyond shard.count.
         "waiting": plan.shard.surplus.then(|| plan.shard.surplus_reason()),
+        "spec_path": shared.spec_path().display().to_string(),
     })
 }
 

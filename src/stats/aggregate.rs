@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::hdrlog::HdrLog;
 use super::lane::{LaneReport, histogram};
+use super::recent::RecentWindow;
 use super::snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
 use super::summary::{Measured, Summary};
 use crate::cql::ErrorKind;
@@ -81,6 +82,8 @@ pub struct Aggregator {
     /// This interval's service time per op, for the interval log and the status line.
     interval: Vec<Histogram<u64>>,
     interval_start: Instant,
+    /// Exact percentiles of the last second, for the snapshot (the live page).
+    recent: RecentWindow,
     issued: u64,
     dropped_backlog: u64,
     not_sent_run_ended: u64,
@@ -171,6 +174,7 @@ impl Aggregator {
             in_flight: 0,
             peak_in_flight: 0,
             achieved_rate: 0.0,
+            recent: Default::default(),
         };
         let (out, rx) = watch::channel(Arc::new(first));
         let agg = Aggregator {
@@ -185,6 +189,7 @@ impl Aggregator {
             ops,
             lag: Buckets::new(n),
             interval_start: now,
+            recent: RecentWindow::new(cfg.op_names.len(), cfg.sigfig),
             issued: 0,
             dropped_backlog: 0,
             not_sent_run_ended: 0,
@@ -237,6 +242,7 @@ impl Aggregator {
         self.issued += s.issued;
         self.dropped_backlog += s.dropped_backlog;
         self.lag.add_hdr(&s.lag, &self.bounds_ns);
+        self.recent.add_lag(&s.lag);
         for (i, op) in s.ops.iter().enumerate() {
             let Some(op) = op else { continue };
             let snap = &mut self.ops[i];
@@ -251,6 +257,7 @@ impl Aggregator {
             snap.response.add_hdr(&op.response, &self.bounds_ns);
             // Both histograms share bounds and precision: adding cannot fail.
             let _ = self.interval[i].add(&op.service);
+            self.recent.add_op(i, op);
         }
         if !r.warmup {
             self.measured.add(&r.stats);
@@ -282,6 +289,9 @@ impl Aggregator {
             in_flight,
             peak_in_flight: self.peak_in_flight,
             achieved_rate,
+            recent: self
+                .recent
+                .roll(now.saturating_duration_since(self.interval_start)),
         };
         if let Some(log) = &mut self.cfg.hdr_log {
             log.write(self.interval_start, now, &self.cfg.op_names, &self.interval);

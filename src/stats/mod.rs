@@ -4,12 +4,14 @@
 mod aggregate;
 mod hdrlog;
 mod lane;
+mod recent;
 mod snapshot;
 mod summary;
 
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
 pub use hdrlog::{HdrLog, HdrLogResult};
 pub use lane::{LaneReport, LaneStats, OpStats, Sample};
+pub use recent::{Recent, RecentLatency};
 pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, RunPhase, Snapshot};
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
 

@@ -182,6 +182,8 @@ pub struct Snapshot {
     pub peak_in_flight: u64,
     /// Completions per second over the last interval.
     pub achieved_rate: f64,
+    /// Exact percentiles over about the last second, from the HDR histograms (the live page).
+    pub recent: super::Recent,
 }
 
 impl Snapshot {

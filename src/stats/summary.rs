@@ -67,7 +67,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Option<Percentiles> {
+    pub(crate) fn of(h: &Histogram<u64>) -> Option<Percentiles> {
         if h.is_empty() {
             return None;
         }

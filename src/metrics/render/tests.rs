@@ -45,6 +45,7 @@ fn snapshot() -> Snapshot {
         in_flight: 0,
         peak_in_flight: 8,
         achieved_rate: 3.3,
+        recent: Default::default(),
     }
 }
 
