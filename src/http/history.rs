@@ -86,7 +86,7 @@ impl Point {
             in_flight: s.in_flight,
             in_flight_limit: s.gauges.in_flight_limit,
             issued: s.issued,
-            dropped: s.dropped_backlog + s.dropped_draining,
+            dropped: s.dropped_backlog,
             errors,
             retries: s.ops.iter().map(|o| o.retries).sum(),
             cluster: s.cluster,
@@ -311,7 +311,7 @@ mod tests {
             bounds: vec![0.01].into(),
             issued: 14,
             dropped_backlog: 1,
-            dropped_draining: 2,
+            not_sent_run_ended: 2,
             in_flight: 3,
             peak_in_flight: 4,
             achieved_rate: 7.0,
@@ -320,7 +320,7 @@ mod tests {
         let p = Point::of(1, SystemTime::UNIX_EPOCH + Duration::from_secs(5), &s);
         assert_eq!(p.errors[ErrorKind::WriteTimeout.index()], 4);
         assert_eq!(p.retries, 2);
-        assert_eq!(p.dropped, 3);
+        assert_eq!(p.dropped, 1);
         assert_eq!(p.time, 5.0);
         assert_eq!(p.ops.len(), 2);
         assert_eq!((p.ops[1].ok, p.ops[1].errors), (5, 2));
