@@ -168,9 +168,10 @@ async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
             loaded.plan.schema.mode = cqlpulse::spec::SchemaMode::CreateIfMissing;
         }
         let plan = &loaded.plan;
-        let session = cql::connect(&plan.cluster).await?;
+        let tracking = cql::Tracking::default();
+        let session = cql::connect(&plan.cluster, &tracking).await?;
         cql::setup_schema(&session, plan).await?;
-        cql::prepare(&session, plan).await?;
+        cql::prepare(&session, plan, &tracking).await?;
         println!(
             "connected to {} and prepared {} statement(s)",
             plan.cluster.contact_points.join(", "),

@@ -39,11 +39,14 @@ async fn every_example_spec_is_valid_and_prepares_against_the_node() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         loaded.plan.schema.mode = cqlpulse::spec::SchemaMode::CreateIfMissing;
-        let s = cqlpulse::cql::connect(&loaded.plan.cluster).await.unwrap();
+        let tracking = cqlpulse::cql::Tracking::default();
+        let s = cqlpulse::cql::connect(&loaded.plan.cluster, &tracking)
+            .await
+            .unwrap();
         cqlpulse::cql::setup_schema(&s, &loaded.plan)
             .await
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-        cqlpulse::cql::prepare(&s, &loaded.plan)
+        cqlpulse::cql::prepare(&s, &loaded.plan, &tracking)
             .await
             .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         drop_keyspace(&session, &ks).await;

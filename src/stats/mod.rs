@@ -4,11 +4,14 @@
 mod aggregate;
 mod hdrlog;
 mod lane;
+mod nodes;
 mod snapshot;
 mod summary;
 
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
 pub use hdrlog::HdrLog;
-pub use lane::{LaneReport, LaneStats, OpStats, Sample};
-pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
+pub use lane::{LaneReport, LaneStats, NodeStats, OpStats, Sample, bounds_ns};
+pub use snapshot::{
+    Buckets, ClusterGauges, Gauges, NodeSnapshot, NodeState, OpSnapshot, Phase, Snapshot,
+};
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
