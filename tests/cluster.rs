@@ -55,10 +55,12 @@ fn contact_points(nodes: &[String]) -> String {
 /// address settings pass through) and returns its output; fails the test if it fails.
 fn cassandra(args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cassandra");
-    let out = std::process::Command::new(script)
-        .args(args)
-        .output()
-        .expect("run scripts/cassandra");
+    let mut command = std::process::Command::new(script);
+    if std::env::var_os("CASSANDRA_START_TIMEOUT").is_none() {
+        // A node restarting on two shared cores with two others under load can take minutes.
+        command.env("CASSANDRA_START_TIMEOUT", "300");
+    }
+    let out = command.args(args).output().expect("run scripts/cassandra");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -151,13 +153,14 @@ async fn every_node_coordinates_a_share_with_token_aware_routing() {
             &nodes,
             "",
             1,
-            "model = \"chains\"\nchains = 16\nrate = 400.0\nduration = \"15s\"",
+            "model = \"chains\"\nchains = 64\nrate = 300.0",
         ),
     );
-    let mut d = Daemon::start(&spec, ADDR, &["--linger", "5s"], &[]);
+    let mut d = Daemon::start(&spec, ADDR, &[], &[]);
     d.wait_ready();
-    wait_for(Duration::from_secs(30), "10 s of load", || {
-        d.status()["elapsed_seconds"].as_f64().unwrap_or(0.0) >= 10.0
+    // A sample, however slow the shared machine makes the nodes.
+    wait_for(Duration::from_secs(90), "600 requests", || {
+        d.status()["ok"].as_u64().unwrap_or(0) >= 600
     });
     let (code, scrape) = get(ADDR, "/metrics");
     assert_eq!(code, 200);
@@ -226,9 +229,25 @@ async fn every_node_coordinates_a_share_with_token_aware_routing() {
                 .iter()
                 .all(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() > 0.0)
     });
+    d.signal("TERM");
     assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
-    let session = cluster_session(&nodes).await;
-    drop_keyspace(&session, &ks).await;
+    drop_test_keyspace(&nodes, &ks).await;
+}
+
+/// Drops the test's keyspace; a schema change on a loaded three-node cluster can time out
+/// once, so it is tried three times before the test fails.
+async fn drop_test_keyspace(nodes: &[String], ks: &str) {
+    let session = cluster_session(nodes).await;
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut q = scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {ks}"));
+        q.set_request_timeout(Some(Duration::from_secs(60)));
+        match session.query_unpaged(q, ()).await {
+            Ok(_) => return,
+            Err(e) => last = e.to_string(),
+        }
+    }
+    panic!("cannot drop keyspace {ks}: {last}");
 }
 
 /// Stops `node` (1-based) with `how` ("stop-node" drains first, "kill-node" is SIGKILL),
@@ -275,7 +294,7 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
     let _serial = serial().await;
     let started = Instant::now();
     let ks = keyspace("rolling");
-    const RATE: f64 = 300.0;
+    const RATE: f64 = 100.0;
     let spec = spec_file(
         "rolling",
         &table_spec(
@@ -284,7 +303,7 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
             &nodes,
             "consistency = \"quorum\"\nretries = 3\nretry_backoff = \"200ms\"",
             3,
-            &format!("model = \"chains\"\nchains = 32\nrate = {RATE}\ndrain_timeout = \"30s\""),
+            &format!("model = \"chains\"\nchains = 128\nrate = {RATE}\ndrain_timeout = \"30s\""),
         ),
     );
     let summary_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rolling-summary.json");
@@ -306,7 +325,6 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
         restart(&d, &nodes, node, "stop-node", &mut log);
     }
     restart(&d, &nodes, 2, "kill-node", &mut log);
-    let elapsed_before_stop = d.status()["elapsed_seconds"].as_f64().unwrap();
     assert!(
         d.child.try_wait().unwrap().is_none(),
         "cqlpulse exited during the restarts: {}",
@@ -350,10 +368,12 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
         failed,
         "each failure has its kind"
     );
-    let rate = (ok + failed) as f64 / elapsed_before_stop;
+    // Over the whole run, from the first op to the end of the drain.
+    let seconds = summary["duration_seconds"].as_f64().unwrap();
+    let rate = (ok + failed) as f64 / seconds;
     assert!(
         (rate - RATE).abs() / RATE <= 0.05,
-        "achieved {rate:.1} ops/s over {elapsed_before_stop:.0} s, target {RATE}"
+        "achieved {rate:.1} ops/s over {seconds:.0} s, target {RATE}"
     );
 
     // Every acknowledged write is in the table: the writes are the op indices the weights
@@ -383,7 +403,7 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
     if failed == 0 && dropped == 0 && abandoned == 0 {
         assert_eq!(rows, writes_sent, "every write acknowledged and read back");
     }
-    drop_keyspace(&session, &ks).await;
+    drop_test_keyspace(&nodes, &ks).await;
     eprintln!(
         "rolling restart test: {:.0} s",
         started.elapsed().as_secs_f64()
