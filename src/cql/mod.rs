@@ -3,9 +3,11 @@
 //! set of kinds. It serves the engine and never calls back into it.
 
 mod errors;
+pub mod nodes;
 mod row;
 mod session;
 
 pub use errors::{ErrorKind, classify};
+pub use nodes::Tracking;
 pub use row::{BoundRow, check_types};
 pub use session::{Prepared, PreparedOp, connect, prepare, setup_schema};

@@ -8,11 +8,14 @@ use scylla::client::PoolSize;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::observability::history::HistoryListener;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
+use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
+use super::nodes::{NodeTracking, Tracking};
 use super::row::check_types;
 use crate::plan::{ClusterPlan, Plan};
 use crate::spec::{BatchKind, SchemaMode};
@@ -29,19 +32,32 @@ pub struct Prepared {
 }
 
 /// Connects to the cluster. Retries are off in the driver: cqlpulse retries idempotent ops
-/// itself, so that every retry is counted in `retries_total`.
-pub async fn connect(cluster: &ClusterPlan) -> Result<Session> {
+/// itself, so that every retry is counted in `retries_total`. Routing is the driver's
+/// default, made explicit: token-aware (each request to a replica of its partition), within
+/// `local_dc` when one is set (no failover to other data centres), wrapped to learn each
+/// request's node for the per-node views (`nodes`).
+pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Session> {
     let mut lb = DefaultPolicy::builder().token_aware(true);
     if let Some(dc) = &cluster.local_dc {
         lb = lb.prefer_datacenter(dc.clone()).permit_dc_failover(false);
     }
-    let profile = ExecutionProfile::builder()
+    let lb = NodeTracking::new(lb.build(), tracking.nodes.clone());
+    let mut profile = ExecutionProfile::builder()
         .consistency(cluster.consistency)
         .serial_consistency(Some(cluster.serial_consistency))
         .request_timeout(Some(cluster.request_timeout))
         .retry_policy(Arc::new(FallthroughRetryPolicy::new()))
-        .load_balancing_policy(lb.build())
-        .build();
+        .load_balancing_policy(Arc::new(lb));
+    if let Some(s) = &cluster.speculative_execution {
+        // Only idempotent ops are sent twice: the driver checks the statement's flag.
+        profile = profile.speculative_execution_policy(Some(Arc::new(
+            SimpleSpeculativeExecutionPolicy {
+                max_retry_count: s.max as usize,
+                retry_interval: s.delay,
+            },
+        )));
+    }
+    let profile = profile.build();
     let per_shard =
         NonZeroUsize::new(cluster.connections_per_node as usize).unwrap_or(NonZeroUsize::MIN);
     let mut builder = SessionBuilder::new()
@@ -99,7 +115,14 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
 }
 
 /// Prepares every op and checks that its generators can fill the columns it binds.
-pub async fn prepare(session: &Session, plan: &Plan) -> Result<Prepared> {
+/// With speculative execution on, the ops' statements report the executions the driver starts
+/// to `tracking`.
+pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Result<Prepared> {
+    let speculative: Option<Arc<dyn HistoryListener>> = plan
+        .cluster
+        .speculative_execution
+        .as_ref()
+        .map(|_| tracking.speculative.clone() as Arc<dyn HistoryListener>);
     // The ops' timeouts are the engine's (one timer per lane, not one per request in the
     // driver: see `engine::request`), so their statements run without the driver's.
     let untimed = session
@@ -118,6 +141,9 @@ pub async fn prepare(session: &Session, plan: &Plan) -> Result<Prepared> {
         statement.set_serial_consistency(Some(op.serial_consistency));
         statement.set_execution_profile_handle(Some(untimed.clone()));
         statement.set_is_idempotent(op.idempotent);
+        if let Some(l) = &speculative {
+            statement.set_history_listener(l.clone());
+        }
         let columns: Vec<_> = statement
             .get_variable_col_specs()
             .iter()
@@ -137,6 +163,9 @@ pub async fn prepare(session: &Session, plan: &Plan) -> Result<Prepared> {
             b.set_serial_consistency(Some(op.serial_consistency));
             b.set_execution_profile_handle(Some(untimed.clone()));
             b.set_is_idempotent(op.idempotent);
+            if let Some(l) = &speculative {
+                b.set_history_listener(l.clone());
+            }
             b
         });
         ops.push(PreparedOp { statement, batch });

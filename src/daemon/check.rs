@@ -45,7 +45,8 @@ pub async fn connect(plan: &Plan) -> Result<(), CheckError> {
     if plan.schema.mode == SchemaMode::Recreate {
         plan.schema.mode = SchemaMode::CreateIfMissing;
     }
-    let session = cql::connect(&plan.cluster)
+    let tracking = cql::Tracking::default();
+    let session = cql::connect(&plan.cluster, &tracking)
         .await
         .map_err(|source| CheckError::Connect {
             contact_points: plan.cluster.contact_points.join(", "),
@@ -54,7 +55,7 @@ pub async fn connect(plan: &Plan) -> Result<(), CheckError> {
     cql::setup_schema(&session, &plan)
         .await
         .map_err(CheckError::Schema)?;
-    cql::prepare(&session, &plan)
+    cql::prepare(&session, &plan, &tracking)
         .await
         .map_err(CheckError::Prepare)?;
     Ok(())

@@ -6,6 +6,7 @@ mod abort;
 pub mod check;
 mod reload;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -21,8 +22,8 @@ use crate::engine::{self, Control, CqlExecutor};
 use crate::plan::{self, Plan, ShardEnv};
 use crate::spec::{self, Override, SpecError};
 use crate::stats::{
-    Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, Phase, Snapshot, Summary,
-    WriteError,
+    Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, NodeState, Phase, Snapshot,
+    Summary, WriteError,
 };
 pub use reload::{ReloadError, Reloaded, structural_changes};
 
@@ -132,6 +133,8 @@ pub struct Shared {
     pub reloads_applied: AtomicU64,
     pub reloads_rejected: AtomicU64,
     pub session: OnceLock<Arc<Session>>,
+    /// The session's node table and speculative-execution count.
+    pub tracking: cql::Tracking,
     pub started: SystemTime,
     /// New at every start (`cqlpulse_run_info{run_id}`, `/status`): a restarted daemon is a
     /// new run even with the same spec.
@@ -166,15 +169,37 @@ impl Shared {
         }
     }
 
-    /// The driver's view of the cluster; sampled by the aggregator with each snapshot.
+    /// The driver's view of the cluster; sampled by the aggregator with each snapshot. Every
+    /// node the driver knows gets its index in the node table here, so a node shows (up or
+    /// down) before it coordinates anything.
     pub fn cluster(&self) -> ClusterGauges {
         self.session.get().map_or_else(ClusterGauges::default, |s| {
             let state = s.get_cluster_state();
             let nodes = state.get_nodes_info();
+            let table = &self.tracking.nodes;
+            let mut up = Vec::new();
+            for n in nodes {
+                let i = table.index(SocketAddr::new(n.address.ip(), n.address.port())) as usize;
+                if i >= up.len() {
+                    up.resize(i + 1, false);
+                }
+                up[i] |= n.is_connected();
+            }
+            let node_states = table
+                .names()
+                .into_iter()
+                .enumerate()
+                .map(|(i, node)| NodeState {
+                    node,
+                    up: up.get(i).copied().unwrap_or(false),
+                })
+                .collect();
             ClusterGauges {
                 known_hosts: nodes.len() as u64,
                 connected_hosts: nodes.iter().filter(|n| n.is_connected()).count() as u64,
                 connections: s.get_metrics().get_total_connections(),
+                speculative_executions: self.tracking.speculative.get(),
+                nodes: node_states,
             }
         })
     }
@@ -248,6 +273,7 @@ where
         reloads_applied: AtomicU64::new(0),
         reloads_rejected: AtomicU64::new(0),
         session: OnceLock::new(),
+        tracking: cql::Tracking::default(),
         started: SystemTime::now(),
         run_id: new_run_id(),
         spec_path: loaded.path,
@@ -347,13 +373,13 @@ async fn connect_and_run(
         return Ok(());
     }
     shared.phase.send_replace(Phase::Connecting);
-    let Some(session) = connect_with_backoff(&plan, shutdown).await else {
+    let Some(session) = connect_with_backoff(&plan, &shared.tracking, shutdown).await else {
         return Ok(()); // stopped before connecting: nothing ran, nothing failed
     };
     let session = Arc::new(session);
     let _ = shared.session.set(session.clone());
     cql::setup_schema(&session, &plan).await?;
-    let prepared = Arc::new(cql::prepare(&session, &plan).await?);
+    let prepared = Arc::new(cql::prepare(&session, &plan, &shared.tracking).await?);
     shared.ready.store(true, Ordering::Relaxed);
     shared.phase.send_replace(Phase::Running);
     tracing::info!(
@@ -404,11 +430,15 @@ async fn connect_and_run(
 }
 
 /// Connects, retrying with exponential backoff (1 s to 30 s) until it works or `shutdown`.
-async fn connect_with_backoff(plan: &Plan, shutdown: &CancellationToken) -> Option<Session> {
+async fn connect_with_backoff(
+    plan: &Plan,
+    tracking: &cql::Tracking,
+    shutdown: &CancellationToken,
+) -> Option<Session> {
     let mut delay = Duration::from_secs(1);
     loop {
         tokio::select! {
-            r = cql::connect(&plan.cluster) => match r {
+            r = cql::connect(&plan.cluster, tracking) => match r {
                 Ok(s) => return Some(s),
                 Err(e) => tracing::warn!("{e:#}; retrying in {}s", delay.as_secs()),
             },

@@ -19,10 +19,11 @@ use super::executor::{Executor, Outcome};
 use super::in_flight::InFlight;
 use super::model::{self, Gate};
 use super::request::{Finished, Request, Ticket};
+use crate::cql::nodes::SLOTS;
 use crate::data::{mix, unit};
 use crate::plan::{End, Plan};
 use crate::spec::OnBacklog;
-use crate::stats::{LaneReport, LaneStats, Report, Sample};
+use crate::stats::{LaneReport, LaneStats, Report, Sample, bounds_ns};
 
 /// An op is late, and dropped under `on_backlog = "drop"`, when it could not be sent within
 /// this long after its intended time.
@@ -113,12 +114,27 @@ fn expire<F: Future<Output = Outcome>>(
     in_flight.each(|r| deadlines.no_later_than(r.expire(now)));
 }
 
+/// Requests in flight per node: a pass over the lane's requests, made five times a second.
+fn node_in_flight<F: Future<Output = Outcome>>(
+    in_flight: &mut InFlight<Request<'_, F>>,
+) -> Box<[u32; SLOTS]> {
+    let mut counts = Box::new([0; SLOTS]);
+    in_flight.each(|r| {
+        if let Some(n) = r.node() {
+            counts[(n as usize).min(SLOTS - 1)] += 1;
+        }
+    });
+    counts
+}
+
 struct Lane<'a, E> {
     id: u32,
     shared: &'a LaneShared<E>,
     settings: Settings,
     capacity: u32,
     stats: LaneStats,
+    /// Requests in flight per node, counted when a report is due (not per request).
+    node_in_flight: Box<[u32; SLOTS]>,
     measuring: bool,
     /// The model's rule for sending another request.
     gate: Gate,
@@ -135,7 +151,12 @@ pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) -> Option<Ins
         shared: &shared,
         capacity: 0,
         settings,
-        stats: LaneStats::new(plan.ops.len(), plan.metrics.hdr_significant_digits),
+        stats: LaneStats::new(
+            plan.ops.len(),
+            plan.metrics.hdr_significant_digits,
+            bounds_ns(&plan.metrics.buckets),
+        ),
+        node_in_flight: Box::new([0; SLOTS]),
         measuring: shared.measure_from <= Instant::now(),
         gate: Gate::new(shared.control.model()),
     };
@@ -244,7 +265,10 @@ impl<E: Executor> Lane<'_, E> {
                 },
                 _ = due.fired() => {}
                 _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
-                _ = report.tick() => self.report(in_flight.len(), false),
+                _ = report.tick() => {
+                    self.node_in_flight = node_in_flight(&mut in_flight);
+                    self.report(in_flight.len(), false);
+                }
                 _ = &mut stopped => {}
             }
         }
@@ -263,7 +287,10 @@ impl<E: Executor> Lane<'_, E> {
                     Finished::Retry(ticket) => send!(ticket),
                 },
                 _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
-                _ = report.tick() => self.report(in_flight.len(), false),
+                _ = report.tick() => {
+                    self.node_in_flight = node_in_flight(&mut in_flight);
+                    self.report(in_flight.len(), false);
+                }
                 _ = &mut abandoned => break,
             }
         }
@@ -325,6 +352,7 @@ impl<E: Executor> Lane<'_, E> {
             in_flight: in_flight as u32,
             warmup: !self.measuring,
             last,
+            node_in_flight: self.node_in_flight.clone(),
         }));
         self.stats.peak_in_flight = in_flight as u32;
     }

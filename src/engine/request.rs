@@ -10,6 +10,11 @@
 //! wakes them; they then end as `client_timeout`, dropping the attempt (the driver forgets a
 //! dropped request and discards its late response).
 //!
+//! The node an attempt went to is noted by the driver's load balancing policy inside the poll
+//! that sends it (see [`crate::cql::nodes`]): the request clears the thread's note, polls the
+//! attempt and keeps what was noted, so a lane knows where each request is waiting and which
+//! node answered or failed it, timeouts included.
+//!
 //! A retry comes back to the lane as [`Finished::Retry`] with its [`Ticket`], and the lane
 //! sends it as a new request that waits out the backoff first: every attempt is made where
 //! the lane calls the executor, so the attempt's type is the one the lane's in-flight set
@@ -23,7 +28,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::executor::Outcome;
-use crate::cql::ErrorKind;
+use crate::cql::{ErrorKind, nodes};
 use crate::plan::Plan;
 use crate::stats::Sample;
 
@@ -70,6 +75,8 @@ pin_project! {
         // The waker of the last poll, to wake the request when it expires.
         waker: Option<Waker>,
         backoff: Option<Pin<Box<Sleep>>>,
+        // The node the attempt went to (an index of the node table), once known.
+        node: Option<u8>,
         #[pin]
         attempt: F,
     }
@@ -101,8 +108,14 @@ impl<'a, F: Future<Output = Outcome>> Request<'a, F> {
             expired: false,
             waker: None,
             backoff,
+            node: None,
             attempt,
         }
+    }
+
+    /// The node the attempt is waiting on, once it has been sent.
+    pub fn node(&self) -> Option<u8> {
+        self.node
     }
 
     /// The deadline of the attempt (or the earliest it can be, before the backoff ends).
@@ -140,7 +153,13 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
             *this.backoff = None;
             *this.deadline = Instant::now().checked_add(op_plan.timeout);
         }
-        let outcome = match this.attempt.poll(cx) {
+        // Whatever is noted during this poll was noted by this attempt (module header).
+        nodes::take_noted();
+        let polled = this.attempt.poll(cx);
+        if let Some(n) = nodes::take_noted() {
+            *this.node = Some(n);
+        }
+        let outcome = match polled {
             Poll::Ready(outcome) => outcome,
             // Dropping the request drops the attempt: the driver forgets it.
             Poll::Pending if *this.expired => Err(ErrorKind::ClientTimeout),
@@ -169,6 +188,7 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
             result: outcome.map(|(rows, _)| rows),
             bytes: outcome.map_or(0, |(_, b)| b),
             retries: ticket.retries,
+            node: *this.node,
         }))
     }
 }

@@ -518,3 +518,86 @@ fn op_choice_follows_weights() {
     assert!((second - 0.75).abs() < 0.01, "{second}");
     assert_eq!(share(10, 0, 3) + share(10, 1, 3) + share(10, 2, 3), 10);
 }
+
+/// Notes node `index % 3` as the driver's policy would, in the poll that sends the op: node 0
+/// answers after 2 ms, node 1 never answers, node 2 fails at once.
+struct ThreeNodes;
+
+impl Executor for ThreeNodes {
+    async fn execute(&self, _op: usize, index: u64) -> Outcome {
+        let node = (index % 3) as u8;
+        crate::cql::nodes::note(node);
+        match node {
+            0 => tokio::time::sleep(Duration::from_millis(2)).await,
+            1 => std::future::pending::<()>().await,
+            _ => return Err(crate::cql::ErrorKind::Overloaded),
+        }
+        // A later poll notes the node again, as `on_request_success` does.
+        crate::cql::nodes::note(node);
+        Ok((0, 8))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
+    let plan = plan_with(
+        "",
+        "timeout = \"50ms\"",
+        "model = \"chains\"\nchains = 6\nops = 300\nlanes = 2",
+    );
+    let control = Control::new(&plan.load, &plan.ops);
+    let c = control.clone();
+    let names = ["127.0.0.1:9042", "127.0.0.2:9042", "127.0.0.3:9042"];
+    let gauges = Box::new(move || {
+        let cluster = ClusterGauges {
+            nodes: names
+                .iter()
+                .map(|n| crate::stats::NodeState {
+                    node: n.to_string(),
+                    up: true,
+                })
+                .collect(),
+            ..ClusterGauges::default()
+        };
+        (
+            Gauges {
+                phase: Phase::Running,
+                paused: false,
+                target_rate: c.target_rate(),
+                in_flight_limit: c.in_flight_limit() as u64,
+                reloads_applied: 0,
+                reloads_rejected: 0,
+            },
+            cluster,
+        )
+    });
+    let (agg, snapshots) = Aggregator::new(AggregatorConfig::for_plan(&plan), gauges);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let summary = tokio::spawn(agg.run(rx));
+    run(
+        Arc::new(ThreeNodes),
+        plan,
+        control,
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
+    let summary = summary.await.unwrap();
+    let s = snapshots.borrow().clone();
+    assert_eq!(summary.sent, 300);
+    let by_node: Vec<(&str, u64, u64, u64)> = s
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.ok, n.errors, n.in_flight))
+        .collect();
+    assert_eq!(
+        by_node,
+        vec![
+            ("127.0.0.1:9042", 100, 0, 0),
+            ("127.0.0.2:9042", 0, 100, 0),
+            ("127.0.0.3:9042", 0, 100, 0),
+        ]
+    );
+    assert_eq!(s.nodes[0].service.count, 100);
+    assert_eq!(s.nodes[1].service.count, 0, "failures have no service time");
+}

@@ -89,7 +89,7 @@ impl Point {
             dropped: s.dropped_backlog,
             errors,
             retries: s.ops.iter().map(|o| o.retries).sum(),
-            cluster: s.cluster,
+            cluster: s.cluster.clone(),
             schedule_lag: s.recent.schedule_lag.clone(),
             ops: s
                 .ops
@@ -296,6 +296,7 @@ mod tests {
             response: Buckets::new(1),
         };
         let s = Snapshot {
+            nodes: Vec::new(),
             elapsed: Duration::from_secs(2),
             gauges: Gauges {
                 phase: Phase::Running,

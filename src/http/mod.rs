@@ -186,7 +186,26 @@ pub fn status_json(app: &App) -> serde_json::Value {
         // Why this instance does not run, when its pod ordinal is beyond shard.count.
         "waiting": plan.shard.surplus.then(|| plan.shard.surplus_reason()),
         "spec_path": shared.spec_path().display().to_string(),
+        "nodes": nodes_json(&s),
     })
+}
+
+/// Per coordinator node: the figures of the `cqlpulse_node_*` metrics, and the p99 of the
+/// service time of its successes over the last 10 s.
+fn nodes_json(s: &crate::stats::Snapshot) -> serde_json::Value {
+    s.nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "node": n.node,
+                "up": n.up,
+                "in_flight": n.in_flight,
+                "requests_ok": n.ok,
+                "requests_error": n.errors,
+                "p99_ms": n.recent_p99 * 1e3,
+            })
+        })
+        .collect()
 }
 
 async fn status(State(app): State<App>) -> Response {

@@ -35,6 +35,8 @@ pub struct RunIdentity {
 
 /// Reads one counter of an op's snapshot.
 type PerOp = fn(&OpSnapshot) -> u64;
+/// Reads one gauge of a node's snapshot.
+type PerNode = fn(&crate::stats::NodeSnapshot) -> f64;
 
 struct Out<'a> {
     s: &'a mut String,
@@ -283,6 +285,8 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
     );
     o.sample("cqlpulse_build_info", &[("version", info.version)], 1.0);
 
+    render_nodes(&mut o, s);
+
     o.single(
         "process_start_time_seconds",
         "gauge",
@@ -334,6 +338,63 @@ pub fn render_run_identity(info: &RunInfo, id: &RunIdentity, out: &mut String) {
         "gauge",
         "Instances sharing the workload (shard.count).",
         f64::from(id.shard_count),
+    );
+}
+
+/// Per coordinator node (issue 11), from `Snapshot::nodes` and the driver's counters: a
+/// separate block so that another renderer can take it over whole. Label `node` is
+/// `ADDRESS:PORT`, at most 64 values and `other`; no label value needs escaping.
+fn render_nodes(o: &mut Out<'_>, s: &Snapshot) {
+    let requests = "cqlpulse_node_requests_total";
+    o.head(
+        requests,
+        "counter",
+        "Completed requests (after retries) by the node that coordinated the last attempt, and outcome.",
+    );
+    for n in &s.nodes {
+        o.sample(
+            requests,
+            &[("node", &n.node), ("outcome", "ok")],
+            n.ok as f64,
+        );
+        o.sample(
+            requests,
+            &[("node", &n.node), ("outcome", "error")],
+            n.errors as f64,
+        );
+    }
+    let duration = "cqlpulse_node_request_duration_seconds";
+    o.head(
+        duration,
+        "histogram",
+        "Service time of successful requests, by coordinator node.",
+    );
+    for n in &s.nodes {
+        o.histogram(duration, &[("node", &n.node)], &n.service, &s.bounds);
+    }
+    let gauges: [(&str, &str, PerNode); 2] = [
+        (
+            "cqlpulse_node_in_flight_requests",
+            "Requests sent to the node and not yet answered.",
+            |n| n.in_flight as f64,
+        ),
+        (
+            "cqlpulse_node_up",
+            "1 while the driver has an open connection to the node (considers it up), else 0.",
+            |n| if n.up { 1.0 } else { 0.0 },
+        ),
+    ];
+    for (name, help, value) in gauges {
+        o.head(name, "gauge", help);
+        for n in &s.nodes {
+            o.sample(name, &[("node", &n.node)], value(n));
+        }
+    }
+    o.single(
+        "cqlpulse_speculative_executions_total",
+        "counter",
+        "Speculative executions started by the driver (0 unless cluster.speculative_execution is set).",
+        s.cluster.speculative_executions as f64,
     );
 }
 

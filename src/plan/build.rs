@@ -113,6 +113,25 @@ fn cluster(
             "must be at least 1".into(),
         ));
     }
+    let speculative_execution = match &c.speculative_execution {
+        None => None,
+        Some(s) if s.delay.0.is_zero() => {
+            return Err(err(
+                "cluster.speculative_execution.delay",
+                "must be greater than zero".into(),
+            ));
+        }
+        Some(s) if s.max == 0 || s.max > 10 => {
+            return Err(err(
+                "cluster.speculative_execution.max",
+                format!("must be 1 to 10 extra attempts, not {}", s.max),
+            ));
+        }
+        Some(s) => Some(Speculative {
+            max: s.max,
+            delay: s.delay.0,
+        }),
+    };
     let password = match (&c.password, &c.password_env) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -156,6 +175,7 @@ fn cluster(
         retries: c.retries,
         retry_backoff: c.retry_backoff.0,
         connections_per_node: c.connections_per_node,
+        speculative_execution,
     })
 }
 

@@ -58,6 +58,14 @@ pub struct ClusterPlan {
     pub retries: u32,
     pub retry_backoff: Duration,
     pub connections_per_node: u32,
+    pub speculative_execution: Option<Speculative>,
+}
+
+/// Speculative execution: up to `max` extra attempts, each after `delay` without a response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speculative {
+    pub max: u32,
+    pub delay: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -71,6 +71,22 @@ fn malformed_specs_are_refused_with_field_and_reason() {
             "cluster.retry_backoff: duration `1000000d` is longer",
         ),
         (
+            with("[cluster.speculative_execution]\ndelay = \"0s\""),
+            "t.toml:14:1: cluster.speculative_execution.delay: must be greater than zero",
+        ),
+        (
+            with("[cluster.speculative_execution]\ndelay = \"10ms\"\nmax = 0"),
+            "t.toml:15:1: cluster.speculative_execution.max: must be 1 to 10 extra attempts, not 0",
+        ),
+        (
+            with("[cluster]\nspeculative_execution = { max = 2 }"),
+            "cluster.speculative_execution: missing field `delay`",
+        ),
+        (
+            with("[cluster.speculative_execution]\ndelay = \"10ms\"\nmaximum = 2"),
+            "t.toml:15:1: cluster.speculative_execution.maximum: unknown field `maximum`",
+        ),
+        (
             with("[load]\nconcurency = 3"),
             "t.toml:14:1: load.concurency: unknown field `concurency`",
         ),
@@ -283,6 +299,23 @@ fn malformed_specs_are_refused_with_field_and_reason() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn speculative_execution_is_off_unless_set() {
+    assert_eq!(plan_of(BASE).unwrap().cluster.speculative_execution, None);
+    let p = plan_of(&with(
+        "[cluster]\nlocal_dc = \"dc1\"\nspeculative_execution = { delay = \"20ms\" }",
+    ))
+    .unwrap();
+    assert_eq!(
+        p.cluster.speculative_execution,
+        Some(Speculative {
+            max: 1,
+            delay: std::time::Duration::from_millis(20)
+        })
+    );
+    assert_eq!(p.cluster.local_dc.as_deref(), Some("dc1"));
 }
 
 #[test]

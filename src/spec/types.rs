@@ -90,6 +90,23 @@ pub struct ClusterSpec {
     pub retry_backoff: Dur,
     /// Connections per node (the driver's pool size).
     pub connections_per_node: u32,
+    /// Off when absent: a second attempt of a slow idempotent request changes what latency
+    /// means.
+    pub speculative_execution: Option<SpeculativeSpec>,
+}
+
+/// `[cluster.speculative_execution]`: after `delay` without a response, the driver sends an
+/// idempotent request to the next node too, up to `max` extra times; the first answer wins.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeculativeSpec {
+    pub delay: Dur,
+    #[serde(default = "one_extra")]
+    pub max: u32,
+}
+
+fn one_extra() -> u32 {
+    1
 }
 
 impl Default for ClusterSpec {
@@ -107,6 +124,7 @@ impl Default for ClusterSpec {
             retries: 0,
             retry_backoff: Dur(Duration::from_millis(10)),
             connections_per_node: 1,
+            speculative_execution: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::hdrlog::HdrLog;
 use super::lane::{LaneReport, histogram};
+use super::nodes::NodeTotals;
 use super::recent::RecentWindow;
 use super::snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
 use super::summary::{Measured, Summary};
@@ -89,6 +90,7 @@ pub struct Aggregator {
     not_sent_run_ended: u64,
     lanes: Vec<LaneState>,
     peak_in_flight: u64,
+    nodes: NodeTotals,
     last_status: Instant,
     out: watch::Sender<Arc<Snapshot>>,
 }
@@ -166,6 +168,7 @@ impl Aggregator {
             gauges: gauges().0,
             cluster: ClusterGauges::default(),
             ops: ops.clone(),
+            nodes: Vec::new(),
             lag: Buckets::new(n),
             bounds: cfg.bounds.clone(),
             issued: 0,
@@ -195,6 +198,7 @@ impl Aggregator {
             not_sent_run_ended: 0,
             lanes: Vec::new(),
             peak_in_flight: 0,
+            nodes: NodeTotals::new(n),
             last_status: now,
             out,
             cfg,
@@ -238,6 +242,7 @@ impl Aggregator {
             self.lanes.resize_with(r.lane + 1, LaneState::default);
         }
         self.lanes[r.lane].absorb(&r);
+        self.nodes.absorb(&r);
         let s = &r.stats;
         self.issued += s.issued;
         self.dropped_backlog += s.dropped_backlog;
@@ -274,7 +279,9 @@ impl Aggregator {
         for l in &mut self.lanes {
             l.peak = l.in_flight;
         }
+        let nodes = self.nodes.snapshot(&cluster, &self.cfg.bounds, now);
         let snapshot = Snapshot {
+            nodes,
             elapsed: self
                 .started
                 .map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),

@@ -1,6 +1,7 @@
 //! Statistics owned by one lane: written by that lane alone (no lock, no atomic), handed to
 //! the aggregator as an interval report five times a second, then started afresh.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -8,6 +9,7 @@ use tokio::time::Instant;
 use hdrhistogram::Histogram;
 
 use crate::cql::ErrorKind;
+use crate::cql::nodes::SLOTS;
 
 /// Latencies are recorded in nanoseconds, from 100 ns to an hour; slower is clamped.
 pub const HIST_LOW_NS: u64 = 100;
@@ -31,6 +33,30 @@ pub struct Sample {
     /// Rows returned (reads only) are in `result`; bytes of bound values here.
     pub bytes: u64,
     pub retries: u32,
+    /// The node of the last attempt (an index of the node table), when one was sent.
+    pub node: Option<u8>,
+}
+
+/// One node's share of a lane's interval: its requests by outcome and the service time of its
+/// successes, straight into the exposition's buckets (no HDR histogram per node).
+#[derive(Debug, Clone)]
+pub struct NodeStats {
+    pub ok: u64,
+    pub errors: u64,
+    /// Counts per bucket (not cumulative; the last is +Inf).
+    pub service: Box<[u64]>,
+    pub service_sum_ns: u64,
+}
+
+impl NodeStats {
+    fn new(buckets: usize) -> NodeStats {
+        NodeStats {
+            ok: 0,
+            errors: 0,
+            service: vec![0; buckets + 1].into_boxed_slice(),
+            service_sum_ns: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,12 +114,20 @@ pub struct LaneStats {
     pub issued: u64,
     pub dropped_backlog: u64,
     pub peak_in_flight: u32,
+    /// Per node, indexed by the node table; grown when a node first completes a request here.
+    pub nodes: Vec<Option<NodeStats>>,
+    /// Upper bounds of the buckets, in nanoseconds.
+    node_bounds: Arc<[u64]>,
 }
 
 impl LaneStats {
-    pub fn new(op_count: usize, sigfig: u8) -> LaneStats {
+    /// Statistics for `op_count` ops, HDR histograms of `sigfig` digits, per-node service time
+    /// in buckets bounded by `node_bounds` (nanoseconds).
+    pub fn new(op_count: usize, sigfig: u8, node_bounds: Arc<[u64]>) -> LaneStats {
         LaneStats {
             sigfig,
+            nodes: Vec::new(),
+            node_bounds,
             ops: vec![None; op_count],
             lag: histogram(sigfig),
             issued: 0,
@@ -104,7 +138,7 @@ impl LaneStats {
 
     /// Hands over this interval's statistics and starts a fresh one.
     pub fn take(&mut self) -> LaneStats {
-        let next = LaneStats::new(self.ops.len(), self.sigfig);
+        let next = LaneStats::new(self.ops.len(), self.sigfig, self.node_bounds.clone());
         std::mem::replace(self, next)
     }
 
@@ -124,8 +158,8 @@ impl LaneStats {
     pub fn record(&mut self, s: &Sample) {
         let sigfig = self.sigfig;
         let op = self.ops[s.op].get_or_insert_with(|| Box::new(OpStats::new(sigfig)));
-        op.service
-            .saturating_record(nanos(s.done.saturating_duration_since(s.sent)));
+        let service = nanos(s.done.saturating_duration_since(s.sent));
+        op.service.saturating_record(service);
         if let Some(t) = s.intended {
             op.response
                 .saturating_record(nanos(s.done.saturating_duration_since(t)));
@@ -138,6 +172,29 @@ impl LaneStats {
                 op.rows += rows;
             }
             Err(kind) => op.errors[kind.index()] += 1,
+        }
+        if let Some(n) = s.node {
+            self.record_node(n as usize, s.result.is_ok(), service);
+        }
+    }
+
+    #[inline]
+    fn record_node(&mut self, n: usize, ok: bool, service_ns: u64) {
+        if n >= SLOTS {
+            return;
+        }
+        if n >= self.nodes.len() {
+            self.nodes.resize(n + 1, None);
+        }
+        let buckets = self.node_bounds.len();
+        let node = self.nodes[n].get_or_insert_with(|| NodeStats::new(buckets));
+        if ok {
+            node.ok += 1;
+            let i = self.node_bounds.partition_point(|&b| b < service_ns);
+            node.service[i] += 1;
+            node.service_sum_ns = node.service_sum_ns.saturating_add(service_ns);
+        } else {
+            node.errors += 1;
         }
     }
 }
@@ -159,6 +216,13 @@ pub struct LaneReport {
     pub warmup: bool,
     /// The lane has finished and sends nothing more.
     pub last: bool,
+    /// Requests in flight per node (indexed by the node table) when the report was made.
+    pub node_in_flight: Box<[u32; SLOTS]>,
+}
+
+/// Bucket upper bounds in nanoseconds, from seconds.
+pub fn bounds_ns(bounds: &[f64]) -> Arc<[u64]> {
+    bounds.iter().map(|s| (s * 1e9).round() as u64).collect()
 }
 
 #[cfg(test)]
@@ -167,7 +231,7 @@ mod tests {
 
     #[test]
     fn records_three_clocks_and_outcomes() {
-        let mut s = LaneStats::new(2, 3);
+        let mut s = LaneStats::new(2, 3, bounds_ns(&[0.001, 0.004]));
         let t0 = Instant::now();
         let sent = t0 + Duration::from_millis(2);
         let done = t0 + Duration::from_millis(5);
@@ -180,6 +244,7 @@ mod tests {
             result: Ok(4),
             bytes: 10,
             retries: 1,
+            node: Some(2),
         });
         s.record(&Sample {
             op: 1,
@@ -189,6 +254,7 @@ mod tests {
             result: Err(ErrorKind::Overloaded),
             bytes: 10,
             retries: 0,
+            node: Some(2),
         });
         assert!(s.ops[0].is_none(), "op 0 never ran: no histogram allocated");
         let op = s.ops[1].as_ref().unwrap();
@@ -201,6 +267,12 @@ mod tests {
         assert!((service_ms - 3.0).abs() < 0.01 && (response_ms - 5.0).abs() < 0.01);
         assert!((s.lag.value_at_quantile(1.0) as f64 / 1e6 - 2.0).abs() < 0.01);
         assert_eq!(s.peak_in_flight, 3);
+        assert_eq!(s.nodes.len(), 3, "grown to the node's index");
+        let node = s.nodes[2].as_ref().unwrap();
+        assert_eq!((node.ok, node.errors), (1, 1));
+        // 3 ms of service: above 1 ms, within 4 ms; failures stay out of the buckets.
+        assert_eq!(&node.service[..], &[0, 1, 0]);
+        assert_eq!(node.service_sum_ns, 3_000_000);
         let old = s.take();
         assert_eq!(old.issued, 1);
         assert_eq!(s.issued, 0);

@@ -4,15 +4,18 @@
 mod aggregate;
 mod hdrlog;
 mod lane;
+mod nodes;
 mod recent;
 mod snapshot;
 mod summary;
 
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
 pub use hdrlog::{HdrLog, HdrLogResult};
-pub use lane::{LaneReport, LaneStats, OpStats, Sample};
+pub use lane::{LaneReport, LaneStats, NodeStats, OpStats, Sample, bounds_ns};
 pub use recent::{Recent, RecentLatency};
-pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, RunPhase, Snapshot};
+pub use snapshot::{
+    Buckets, ClusterGauges, Gauges, NodeSnapshot, NodeState, OpSnapshot, Phase, RunPhase, Snapshot,
+};
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
 
 /// A result of the run (the HDR log, the summary JSON, the log) that could not be written.

@@ -155,11 +155,39 @@ impl RunPhase {
 }
 
 /// Driver state, sampled by the aggregator (never on the request path).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ClusterGauges {
     pub known_hosts: u64,
     pub connected_hosts: u64,
     pub connections: u64,
+    /// Speculative executions the driver has started (0 unless enabled).
+    pub speculative_executions: u64,
+    /// Every node of the node table, in index order: its label value and whether the driver
+    /// considers it up (has an open connection to it).
+    pub nodes: Vec<NodeState>,
+}
+
+/// A node as the driver sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeState {
+    pub node: String,
+    pub up: bool,
+}
+
+/// One node's requests since the start, as coordinator.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeSnapshot {
+    /// `ADDRESS:PORT`, or `other` for every node past the first 64.
+    pub node: String,
+    pub up: bool,
+    pub in_flight: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Service time of its successful requests.
+    pub service: Buckets,
+    /// The 99th percentile of that service time over the last few seconds (the bound of its
+    /// bucket, as PromQL would say), in seconds; 0 without requests.
+    pub recent_p99: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +197,8 @@ pub struct Snapshot {
     pub gauges: Gauges,
     pub cluster: ClusterGauges,
     pub ops: Vec<OpSnapshot>,
+    /// Per coordinator node, in node-table order.
+    pub nodes: Vec<NodeSnapshot>,
     pub lag: Buckets,
     /// Upper bounds of the buckets, in seconds.
     #[serde(skip)]

@@ -26,7 +26,9 @@ fn snapshot() -> Snapshot {
             known_hosts: 1,
             connected_hosts: 1,
             connections: 2,
+            ..ClusterGauges::default()
         },
+        nodes: Vec::new(),
         ops: vec![OpSnapshot {
             name: "insert".into(),
             ok: 8,
@@ -144,5 +146,52 @@ fn the_catalogue_is_rendered_with_help_type_and_labels() {
             .filter(|f| families.contains(f))
             .unwrap_or(name);
         assert!(families.contains(family), "no TYPE for {name}");
+    }
+}
+
+#[test]
+fn nodes_are_rendered_per_node_with_bounded_labels() {
+    let mut s = snapshot();
+    let mut service = Buckets::new(3);
+    service.counts = vec![4, 2, 0, 0];
+    service.count = 6;
+    service.sum_seconds = 0.012;
+    s.cluster.speculative_executions = 7;
+    s.nodes = vec![
+        crate::stats::NodeSnapshot {
+            node: "127.0.0.1:9042".into(),
+            up: true,
+            in_flight: 3,
+            ok: 6,
+            errors: 1,
+            service,
+            recent_p99: 0.01,
+        },
+        crate::stats::NodeSnapshot {
+            node: "other".into(),
+            up: false,
+            in_flight: 0,
+            ok: 0,
+            errors: 2,
+            service: Buckets::new(3),
+            recent_p99: 0.0,
+        },
+    ];
+    let mut out = String::new();
+    render(&s, &s.gauges, &info(), &mut out);
+    for line in [
+        "# TYPE cqlpulse_node_requests_total counter",
+        "cqlpulse_node_requests_total{node=\"127.0.0.1:9042\",outcome=\"ok\"} 6",
+        "cqlpulse_node_requests_total{node=\"127.0.0.1:9042\",outcome=\"error\"} 1",
+        "cqlpulse_node_requests_total{node=\"other\",outcome=\"error\"} 2",
+        "# TYPE cqlpulse_node_request_duration_seconds histogram",
+        "cqlpulse_node_request_duration_seconds_bucket{node=\"127.0.0.1:9042\",le=\"0.01\"} 6",
+        "cqlpulse_node_request_duration_seconds_count{node=\"127.0.0.1:9042\"} 6",
+        "cqlpulse_node_in_flight_requests{node=\"127.0.0.1:9042\"} 3",
+        "cqlpulse_node_up{node=\"127.0.0.1:9042\"} 1",
+        "cqlpulse_node_up{node=\"other\"} 0",
+        "cqlpulse_speculative_executions_total 7",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing `{line}` in\n{out}");
     }
 }

@@ -1,0 +1,411 @@
+//! Against a real three-node Cassandra cluster (`scripts/cassandra start --nodes 3`): the
+//! per-node views with token-aware routing, and a soak that survives a rolling restart.
+//!
+//! The nodes' addresses come from `CQLPULSE_TEST_CLUSTER` (comma-separated, port 9042; default
+//! `127.0.0.1,127.0.0.2,127.0.0.3`); node N of `scripts/cassandra stop-node N` is the Nth.
+//! Without the cluster the tests fail, naming what is missing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use cqlpulse::daemon::Loaded;
+
+/// Port 19465: scraped by the test Prometheus.
+const ADDR: &str = "127.0.0.1:19465";
+
+/// `ADDRESS:9042` of each node, node 1 first.
+fn cluster() -> Vec<String> {
+    let list = std::env::var("CQLPULSE_TEST_CLUSTER")
+        .unwrap_or_else(|_| "127.0.0.1,127.0.0.2,127.0.0.3".into());
+    let nodes: Vec<String> = list
+        .split(',')
+        .map(|a| format!("{}:9042", a.trim()))
+        .collect();
+    assert_eq!(
+        nodes.len(),
+        3,
+        "CQLPULSE_TEST_CLUSTER must list three nodes: {list}"
+    );
+    for n in &nodes {
+        let addr: std::net::SocketAddr = n.parse().unwrap();
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+            panic!(
+                "no Cassandra node on {n}. These tests need a real three-node cluster: run \
+                 `scripts/test`, or `scripts/cassandra start --nodes 3` (set \
+                 CQLPULSE_TEST_CLUSTER for other addresses)."
+            );
+        }
+    }
+    nodes
+}
+
+fn contact_points(nodes: &[String]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs `scripts/cassandra ARGS` (with the caller's environment: CASSANDRA_HOME and the
+/// address settings pass through) and returns its output; fails the test if it fails.
+fn cassandra(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cassandra");
+    let mut command = std::process::Command::new(script);
+    if std::env::var_os("CASSANDRA_START_TIMEOUT").is_none() {
+        // A node restarting on two shared cores with two others under load can take minutes.
+        command.env("CASSANDRA_START_TIMEOUT", "300");
+    }
+    let out = command.args(args).output().expect("run scripts/cassandra");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "scripts/cassandra {args:?} failed:\n{text}"
+    );
+    text
+}
+
+/// The value of one sample of a scrape, by its exact name and labels.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+/// The node's entry of `/status`, if listed.
+fn node_status(status: &serde_json::Value, node: &str) -> Option<serde_json::Value> {
+    status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["node"] == node)
+        .cloned()
+}
+
+fn table_spec(
+    name: &str,
+    ks: &str,
+    nodes: &[String],
+    cluster: &str,
+    rf: u32,
+    load: &str,
+) -> String {
+    format!(
+        r#"
+name = "{name}"
+[cluster]
+contact_points = [{cp}]
+{cluster}
+[schema]
+keyspace = "{ks}"
+replication = "{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
+mode = "recreate"
+statements = ["CREATE TABLE IF NOT EXISTS kv (k bigint PRIMARY KEY, v bigint)"]
+[data.key]
+kind = "sequence"
+[[ops]]
+name = "write"
+cql = "INSERT INTO kv (k, v) VALUES (?, ?)"
+args = ["key", "key"]
+weight = 2.0
+[[ops]]
+name = "read"
+cql = "SELECT v FROM kv WHERE k = ?"
+args = ["key"]
+weight = 1.0
+[load]
+{load}
+"#,
+        cp = contact_points(nodes)
+    )
+}
+
+async fn cluster_session(nodes: &[String]) -> scylla::client::session::Session {
+    scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(nodes)
+        .build()
+        .await
+        .expect("connect to the test cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_coordinates_a_share_with_token_aware_routing() {
+    let nodes = cluster();
+    let prom = prometheus_addr();
+    let _serial = serial().await;
+    let ks = keyspace("nodes");
+    // RF 1: each key has one replica, so token-aware routing sends each request to the node
+    // that owns its key, and every node owns a share of the ring.
+    let spec = spec_file(
+        "nodes",
+        &table_spec(
+            "nodes",
+            &ks,
+            &nodes,
+            "",
+            1,
+            "model = \"chains\"\nchains = 64\nrate = 300.0",
+        ),
+    );
+    let mut d = Daemon::start(&spec, ADDR, &[], &[]);
+    d.wait_ready();
+    // A sample, however slow the shared machine makes the nodes.
+    wait_for(Duration::from_secs(90), "600 requests", || {
+        d.status()["ok"].as_u64().unwrap_or(0) >= 600
+    });
+    let (code, scrape) = get(ADDR, "/metrics");
+    assert_eq!(code, 200);
+    let ok: Vec<f64> = nodes
+        .iter()
+        .map(|n| {
+            sample(
+                &scrape,
+                &format!("cqlpulse_node_requests_total{{node=\"{n}\",outcome=\"ok\"}}"),
+            )
+            .unwrap_or_else(|| panic!("no requests series for {n} in\n{scrape}"))
+        })
+        .collect();
+    let total: f64 = ok.iter().sum();
+    let all_ok = sample(
+        &scrape,
+        "cqlpulse_requests_total{op=\"write\",outcome=\"ok\"}",
+    )
+    .unwrap()
+        + sample(
+            &scrape,
+            "cqlpulse_requests_total{op=\"read\",outcome=\"ok\"}",
+        )
+        .unwrap();
+    assert!(total > 2000.0, "{total} requests in 10 s at 400/s");
+    assert_eq!(
+        total, all_ok,
+        "every request is counted at exactly one node"
+    );
+    for (n, c) in nodes.iter().zip(&ok) {
+        assert!(c / total > 0.05, "{n} coordinated {c} of {total}: {ok:?}");
+        assert_eq!(
+            sample(&scrape, &format!("cqlpulse_node_up{{node=\"{n}\"}}")),
+            Some(1.0),
+            "{n} up"
+        );
+        let count = sample(
+            &scrape,
+            &format!("cqlpulse_node_request_duration_seconds_count{{node=\"{n}\"}}"),
+        );
+        assert_eq!(count, Some(*c), "{n}: one service time per success");
+    }
+    let status = d.status();
+    for n in &nodes {
+        let s = node_status(&status, n).unwrap_or_else(|| panic!("{n} not in /status: {status}"));
+        assert_eq!(s["up"], true, "{s}");
+        assert!(s["requests_ok"].as_u64().unwrap() > 0, "{s}");
+        assert!(s["p99_ms"].as_f64().unwrap() > 0.0, "{s}");
+    }
+
+    // Prometheus has scraped the same split.
+    let t = unix_now();
+    let query = format!(
+        "sum by (node) (cqlpulse_node_requests_total{{outcome=\"ok\", node=~\"{}\"}})",
+        nodes
+            .iter()
+            .map(|n| n.replace('.', "\\\\."))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    let mut series = Vec::new();
+    wait_for(Duration::from_secs(20), "Prometheus has every node", || {
+        series = promql(&prom, &query, unix_now().max(t));
+        series.len() == 3
+            && series
+                .iter()
+                .all(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() > 0.0)
+    });
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
+    drop_test_keyspace(&nodes, &ks).await;
+}
+
+/// Drops the test's keyspace; a schema change on a loaded three-node cluster can time out
+/// once, so it is tried three times before the test fails.
+async fn drop_test_keyspace(nodes: &[String], ks: &str) {
+    let session = cluster_session(nodes).await;
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut q = scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {ks}"));
+        q.set_request_timeout(Some(Duration::from_secs(60)));
+        match session.query_unpaged(q, ()).await {
+            Ok(_) => return,
+            Err(e) => last = e.to_string(),
+        }
+    }
+    panic!("cannot drop keyspace {ks}: {last}");
+}
+
+/// Stops `node` (1-based) with `how` ("stop-node" drains first, "kill-node" is SIGKILL),
+/// waits until cqlpulse sees it down, starts it, and waits until cqlpulse sees it up again.
+fn restart(d: &Daemon, nodes: &[String], node: usize, how: &str, log: &mut Vec<String>) {
+    let addr = &nodes[node - 1];
+    let n = node.to_string();
+    let t = Instant::now();
+    cassandra(&[how, &n]);
+    wait_for(
+        Duration::from_secs(60),
+        &format!("{addr} down in /status"),
+        || node_status(&d.status(), addr).is_some_and(|s| s["up"] == false),
+    );
+    let down = t.elapsed();
+    let (code, scrape) = get(ADDR, "/metrics");
+    assert_eq!(code, 200);
+    assert_eq!(
+        sample(&scrape, &format!("cqlpulse_node_up{{node=\"{addr}\"}}")),
+        Some(0.0),
+        "{addr} down in /metrics"
+    );
+    cassandra(&["start-node", &n]);
+    wait_for(
+        Duration::from_secs(120),
+        &format!("{addr} up again in /status"),
+        || node_status(&d.status(), addr).is_some_and(|s| s["up"] == true),
+    );
+    assert!(
+        d.status()["phase"] == "running",
+        "still running after {how} {node}: {}",
+        d.log()
+    );
+    log.push(format!(
+        "{how} {node}: down after {:.1}s, back after {:.1}s",
+        down.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
+    let nodes = cluster();
+    let _serial = serial().await;
+    let started = Instant::now();
+    let ks = keyspace("rolling");
+    const RATE: f64 = 100.0;
+    let spec = spec_file(
+        "rolling",
+        &table_spec(
+            "rolling",
+            &ks,
+            &nodes,
+            "consistency = \"quorum\"\nretries = 3\nretry_backoff = \"200ms\"",
+            3,
+            &format!("model = \"chains\"\nchains = 128\nrate = {RATE}\ndrain_timeout = \"30s\""),
+        ),
+    );
+    let summary_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rolling-summary.json");
+    let _ = std::fs::remove_file(&summary_path);
+    let mut d = Daemon::start(
+        &spec,
+        ADDR,
+        &["--summary-json", summary_path.to_str().unwrap()],
+        &[],
+    );
+    d.wait_ready();
+    wait_for(Duration::from_secs(30), "steady load", || {
+        d.status()["elapsed_seconds"].as_f64().unwrap_or(0.0) >= 5.0
+    });
+
+    // Each node in turn, drained and stopped; then one killed.
+    let mut log = Vec::new();
+    for node in 1..=3 {
+        restart(&d, &nodes, node, "stop-node", &mut log);
+    }
+    restart(&d, &nodes, 2, "kill-node", &mut log);
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "cqlpulse exited during the restarts: {}",
+        d.log()
+    );
+
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let get = |k: &str| {
+        summary[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {summary}"))
+    };
+    let (scheduled, sent, ok, failed, dropped, abandoned) = (
+        get("scheduled"),
+        get("sent"),
+        get("ok"),
+        get("failed"),
+        get("dropped"),
+        get("abandoned"),
+    );
+    eprintln!(
+        "rolling restart: {}\nscheduled {scheduled}, sent {sent}, ok {ok}, failed {failed}, \
+         dropped {dropped}, abandoned {abandoned}, errors by kind {}, retries {}",
+        log.join("; "),
+        summary["total"]["errors_by_kind"],
+        summary["total"]["retries"]
+    );
+    assert_eq!(ok + failed + abandoned, sent, "every sent op ends somehow");
+    assert_eq!(
+        sent + dropped,
+        scheduled,
+        "every scheduled op is sent or dropped"
+    );
+    let by_kind: BTreeMap<String, u64> =
+        serde_json::from_value(summary["total"]["errors_by_kind"].clone()).unwrap();
+    assert_eq!(
+        by_kind.values().sum::<u64>(),
+        failed,
+        "each failure has its kind"
+    );
+    // Over the whole run, from the first op to the end of the drain.
+    let seconds = summary["duration_seconds"].as_f64().unwrap();
+    let rate = (ok + failed) as f64 / seconds;
+    assert!(
+        (rate - RATE).abs() / RATE <= 0.05,
+        "achieved {rate:.1} ops/s over {seconds:.0} s, target {RATE}"
+    );
+
+    // Every acknowledged write is in the table: the writes are the op indices the weights
+    // chose for `write`, each its own key.
+    let loaded = Loaded::load(spec.clone(), Vec::new()).unwrap();
+    let plan = &loaded.plan;
+    let mut cumulative = Vec::new();
+    let mut acc = 0.0;
+    for op in &plan.ops {
+        acc += op.weight;
+        cumulative.push(acc);
+    }
+    let writes_sent = (0..scheduled)
+        .filter(|&k| {
+            cqlpulse::engine::choose(&cumulative, plan.seed, plan.load.index_map.index(k)) == 0
+        })
+        .count() as i64;
+    let write = &summary["ops"][0];
+    assert_eq!(write["name"], "write");
+    let writes_ok = write["ok"].as_i64().unwrap();
+    let session = cluster_session(&nodes).await;
+    let rows = count(&session, &format!("{ks}.kv")).await;
+    assert!(
+        rows >= writes_ok && rows <= writes_sent,
+        "{rows} rows; {writes_ok} writes acknowledged, {writes_sent} sent"
+    );
+    if failed == 0 && dropped == 0 && abandoned == 0 {
+        assert_eq!(rows, writes_sent, "every write acknowledged and read back");
+    }
+    drop_test_keyspace(&nodes, &ks).await;
+    eprintln!(
+        "rolling restart test: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
