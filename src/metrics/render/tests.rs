@@ -28,7 +28,15 @@ fn snapshot() -> Snapshot {
             connections: 2,
             ..ClusterGauges::default()
         },
-        nodes: Vec::new(),
+        nodes: vec![crate::stats::NodeSnapshot {
+            node: "127.0.0.1:9042".into(),
+            up: true,
+            in_flight: 2,
+            ok: 8,
+            errors: 2,
+            service: Buckets::new(3),
+            recent_p99: 0.0,
+        }],
         ops: vec![OpSnapshot {
             name: "insert".into(),
             ok: 8,
