@@ -9,6 +9,9 @@ mod summary;
 
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
 pub use hdrlog::HdrLog;
-pub use lane::{LaneReport, LaneStats, OpStats, Sample};
-pub use snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
+pub use lane::{Failed, LaneReport, LaneStats, OpStats, Sample, Slowest};
+pub use snapshot::{
+    Buckets, ClusterGauges, Exemplar, Gauges, NATIVE_SCHEMA, NativeBuckets, OpSnapshot, Phase,
+    Snapshot, native_index, native_upper_bound,
+};
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
