@@ -51,6 +51,9 @@ pub struct SnapshotCollector {
 
 type Labels<'a> = [(&'a str, &'a str)];
 
+/// A per-op counter: name, help, and how to read it from an op's snapshot.
+type PerOp = (&'static str, &'static str, fn(&OpSnapshot) -> u64);
+
 /// No exemplars on this histogram (the crate's type for "none").
 const NO_EXEMPLARS: Option<&HashMap<usize, Exemplar<NoLabelSet, f64>>> = None;
 
@@ -297,7 +300,7 @@ impl SnapshotCollector {
                 (&[("reason", "draining")], s.dropped_draining),
             ],
         )?;
-        let per_op: [(&str, &str, fn(&OpSnapshot) -> u64); 3] = [
+        let per_op: [PerOp; 3] = [
             (
                 "cqlpulse_retries_total",
                 "Retries of idempotent requests after retryable errors.",
