@@ -182,6 +182,7 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
         }
         Poll::Ready(Finished::Done(Sample {
             op: ticket.op,
+            index: ticket.index,
             intended: ticket.intended,
             sent: ticket.sent,
             done: Instant::now(),

@@ -490,6 +490,7 @@ async fn the_summary_json_reads_back_as_a_summary_and_keeps_its_keys() {
             "count",
             "errors",
             "errors_by_kind",
+            "failed_service_time",
             "name",
             "ok",
             "ops_per_second",

@@ -286,14 +286,10 @@ mod tests {
         let mut errors = [0; ErrorKind::COUNT];
         errors[ErrorKind::WriteTimeout.index()] = 2;
         let op = |name: &str| OpSnapshot {
-            name: name.into(),
             ok: 5,
             errors,
-            rows: 0,
-            bytes: 0,
             retries: 1,
-            service: Buckets::new(1),
-            response: Buckets::new(1),
+            ..OpSnapshot::empty(name, 1)
         };
         let s = Snapshot {
             nodes: Vec::new(),

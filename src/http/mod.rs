@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
@@ -88,17 +88,23 @@ pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToke
     }
 }
 
-async fn metrics_route(State(app): State<App>) -> Response {
+/// `/metrics` in the format the scraper's `Accept` asks for (text when it names none that
+/// cqlpulse serves). Rendering reads the published snapshot only.
+async fn metrics_route(State(app): State<App>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = metrics::Format::negotiate(accept);
     let snapshot = app.handle.snapshots.borrow().clone();
     let gauges = app.handle.shared.gauges();
-    let mut body = String::with_capacity(32 * 1024);
-    metrics::render(&snapshot, &gauges, &app.info, &mut body);
-    metrics::render_run_identity(
-        &app.info,
-        &run_identity(&app, &snapshot, &gauges),
-        &mut body,
-    );
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+    let identity = run_identity(&app, &snapshot, &gauges);
+    let plan = app.handle.shared.plan();
+    let key = move |op: usize, index: u64| metrics::key_text(&plan, op, index);
+    match metrics::render(format, snapshot, gauges, app.info.clone(), identity, &key) {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(e) => {
+            tracing::error!("/metrics: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
+    }
 }
 
 /// The run's identity at this moment: the spec digest and shard count of the plan in force

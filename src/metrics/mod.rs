@@ -1,14 +1,77 @@
-//! Prometheus exposition: renders the latest [`Snapshot`] and the process metrics in the text
-//! format. Nothing here is on the request path: a scrape reads an `Arc` to a snapshot the
-//! aggregator already built, so scrapes never slow the lanes.
-//!
-//! Why no exposition library: every value is already aggregated (per-lane HDR histograms
-//! merged into buckets), so a registry would only copy it again under its own locks. The text
-//! format is small and stable, and `promtool check metrics` holds this renderer to it.
+//! Prometheus exposition, on the `prometheus-client` crate: a custom collector over the
+//! latest [`Snapshot`] writes Prometheus text, OpenMetrics text, or the Prometheus protobuf
+//! format with native histograms, as the scraper's `Accept` header asks. Nothing here is on
+//! the request path: a scrape reads an `Arc` to a snapshot the aggregator already built, so
+//! scrapes never slow the lanes.
 
-mod render;
+#[cfg(test)]
+mod catalogue;
+mod collector;
+mod exemplar;
+mod negotiate;
 
-pub use render::{RunIdentity, RunInfo, render, render_run_identity};
+use std::sync::Arc;
 
-/// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use prometheus_client::encoding::{prometheus_protobuf, prometheus_text, text};
+use prometheus_client::registry::Registry;
+use prost::Message;
+
+pub use collector::{RunIdentity, RunInfo, SnapshotCollector};
+pub use exemplar::key_text;
+pub use negotiate::Format;
+
+use crate::stats::{Gauges, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("encoding the exposition failed")]
+    Format(#[from] std::fmt::Error),
+    #[error("encoding the protobuf exposition failed: {0}")]
+    Protobuf(#[from] prost::EncodeError),
+}
+
+/// Renders everything a scrape returns, in `format`. `key` gives the key text of an op's
+/// index for exemplars (see [`key_text`]).
+pub fn render(
+    format: Format,
+    snapshot: Arc<Snapshot>,
+    gauges: Gauges,
+    info: Arc<RunInfo>,
+    identity: RunIdentity,
+    key: &dyn Fn(usize, u64) -> Option<String>,
+) -> Result<Vec<u8>, RenderError> {
+    let collector = SnapshotCollector {
+        snapshot: snapshot.clone(),
+        gauges,
+        info,
+        identity,
+        process: crate::process::read(),
+        format,
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    match format {
+        Format::Text => {
+            let mut out = String::with_capacity(64 * 1024);
+            prometheus_text::encode(&mut out, &registry)?;
+            Ok(out.into_bytes())
+        }
+        Format::OpenMetrics => {
+            let mut out = String::with_capacity(64 * 1024);
+            text::encode(&mut out, &registry)?;
+            Ok(out.into_bytes())
+        }
+        Format::Protobuf => {
+            let mut families = prometheus_protobuf::encode(&registry)?;
+            exemplar::attach(&mut families, &snapshot, key);
+            let mut out = Vec::with_capacity(64 * 1024);
+            for family in &families {
+                family.encode_length_delimited(&mut out)?;
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use super::ops::{self, CONSISTENCY_NAMES};
 use super::shard::ShardEnv;
 use super::workload::{generators, operations};
 use super::*;
-use crate::spec::{Source, Spec, SpecError};
+use crate::spec::{BucketSpec, Source, Spec, SpecError};
 
 /// Builds the plan. `env` looks up environment variables (passwords and tokens named in the
 /// spec); `shard_env` resolves `index = "auto"`; `now_ms` is the origin of time generators.
@@ -216,35 +216,7 @@ fn metrics(spec: &Spec, timeout: Duration, err: &ErrorAt) -> Result<MetricsPlan,
             ),
         )
     })?;
-    let b = &m.buckets;
-    if b.min.0.is_zero() || b.min >= b.max {
-        return Err(err(
-            "metrics.buckets.min",
-            "must be above zero and below metrics.buckets.max".into(),
-        ));
-    }
-    if !(b.factor > 1.0 && b.factor <= 10.0) {
-        return Err(err(
-            "metrics.buckets.factor",
-            format!("must be above 1 and at most 10, not {}", b.factor),
-        ));
-    }
-    let mut buckets = Vec::new();
-    let mut x = b.min.0.as_secs_f64();
-    let max = b.max.0.as_secs_f64();
-    while x < max * (1.0 + 1e-9) && buckets.len() < 64 {
-        buckets.push(x);
-        x *= b.factor;
-    }
-    if buckets.last().is_some_and(|&l| l < max) {
-        buckets.push(x);
-    }
-    // The request timeout is a boundary, so "timed out" and "just made it" are told apart.
-    let t = timeout.as_secs_f64();
-    if !buckets.iter().any(|&x| (x - t).abs() < 1e-9) {
-        buckets.push(t);
-        buckets.sort_by(f64::total_cmp);
-    }
+    let buckets = buckets(&m.buckets, timeout, err)?;
     if !(1..=5).contains(&m.hdr_significant_digits) {
         return Err(err(
             "metrics.hdr_significant_digits",
@@ -256,6 +228,95 @@ fn metrics(spec: &Spec, timeout: Duration, err: &ErrorAt) -> Result<MetricsPlan,
         buckets,
         hdr_significant_digits: m.hdr_significant_digits,
     })
+}
+
+/// The classic bucket bounds, in seconds: finite, positive, strictly increasing, at least 2
+/// and at most [`MAX_BUCKETS`] (each bound is one series per histogram).
+fn buckets(b: &BucketSpec, timeout: Duration, err: &ErrorAt) -> Result<Vec<f64>, SpecError> {
+    let buckets = match b {
+        BucketSpec::Bounds(bounds) => {
+            for (i, &x) in bounds.iter().enumerate() {
+                let field = format!("metrics.buckets[{i}]");
+                if !x.is_finite() || x <= 0.0 {
+                    return Err(err(
+                        &field,
+                        format!("must be a finite number of seconds above zero, not {x}"),
+                    ));
+                }
+                if i > 0 && x <= bounds[i - 1] {
+                    return Err(err(
+                        &field,
+                        format!("bounds must increase: {x} follows {}", bounds[i - 1]),
+                    ));
+                }
+            }
+            if bounds.len() < 2 {
+                return Err(err(
+                    "metrics.buckets",
+                    format!("needs at least 2 bounds, not {}", bounds.len()),
+                ));
+            }
+            // An explicit list is the operator's exact layout: nothing is added to it.
+            bounds.clone()
+        }
+        BucketSpec::Exponential(b) => {
+            if b.min.0.is_zero() || b.min >= b.max {
+                return Err(err(
+                    "metrics.buckets.min",
+                    "must be above zero and below metrics.buckets.max".into(),
+                ));
+            }
+            if !(b.factor > 1.0 && b.factor <= 10.0) {
+                return Err(err(
+                    "metrics.buckets.factor",
+                    format!("must be above 1 and at most 10, not {}", b.factor),
+                ));
+            }
+            let (min, max) = (b.min.0.as_secs_f64(), b.max.0.as_secs_f64());
+            // Counted before building, so a factor of 1.0000001 cannot allocate millions.
+            let n = ((max / min).ln() / b.factor.ln() - 1e-9).ceil() as usize + 1;
+            if n > MAX_BUCKETS {
+                return Err(err(
+                    "metrics.buckets.factor",
+                    format!(
+                        "{} from {} to {} gives {n} buckets, over the limit of {MAX_BUCKETS}: \
+                         raise the factor or narrow the range",
+                        b.factor, b.min, b.max
+                    ),
+                ));
+            }
+            // Three significant digits keep the `le` labels readable (0.000132, not
+            // 0.00013225000000000002) and move a bound by at most 0.5%.
+            let mut buckets: Vec<f64> = (0..n)
+                .map(|i| significant(min * b.factor.powi(i as i32), 3))
+                .collect();
+            buckets.dedup();
+            // The request timeout is a boundary, so "timed out" and "just made it" are told
+            // apart.
+            let t = timeout.as_secs_f64();
+            if !buckets.iter().any(|&x| (x - t).abs() < 1e-9) {
+                buckets.push(t);
+                buckets.sort_by(f64::total_cmp);
+            }
+            buckets
+        }
+    };
+    if buckets.len() > MAX_BUCKETS {
+        return Err(err(
+            "metrics.buckets",
+            format!(
+                "{} bounds, over the limit of {MAX_BUCKETS} (each is a series per histogram)",
+                buckets.len()
+            ),
+        ));
+    }
+    Ok(buckets)
+}
+
+/// `x` rounded to `digits` significant digits.
+fn significant(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits - 1 - x.log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 fn token(

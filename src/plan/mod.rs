@@ -159,6 +159,10 @@ pub struct AbortPlan {
     pub consecutive_errors: Option<u64>,
 }
 
+/// The most classic bucket bounds a histogram may have: each is one series per op and
+/// outcome, so a layout beyond this is refused rather than silently truncated.
+pub const MAX_BUCKETS: usize = 200;
+
 #[derive(Debug, Clone)]
 pub struct MetricsPlan {
     pub listen: SocketAddr,

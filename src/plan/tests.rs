@@ -48,7 +48,71 @@ fn the_base_spec_is_valid_and_defaults_apply() {
         p.metrics.buckets.contains(&12.0),
         "the request timeout is a bucket boundary"
     );
-    assert!(p.metrics.buckets[0] <= 0.00005 + 1e-12);
+    assert!((p.metrics.buckets[0] - 0.0001).abs() < 1e-12);
+    // The default layout: 100 us to 10 s by 1.15 (84 bounds, the last 11 s) plus the 12 s
+    // timeout.
+    assert_eq!(p.metrics.buckets.len(), 85);
+    assert!(p.metrics.buckets.windows(2).all(|w| w[0] < w[1]));
+    assert!(p.metrics.buckets.windows(2).all(|w| w[1] / w[0] <= 1.16));
+}
+
+#[test]
+fn an_explicit_bucket_list_is_taken_as_written() {
+    let p = plan_of(&with("[metrics]\nbuckets = [0.001, 0.0025, 1, 30]")).expect("list");
+    assert_eq!(p.metrics.buckets, vec![0.001, 0.0025, 1.0, 30.0]);
+}
+
+#[test]
+fn bad_bucket_layouts_name_the_line_and_column_of_the_bound() {
+    let cases = [
+        (
+            "buckets = [0.001, 0.002, 0.002]",
+            "t.toml:14:26: metrics.buckets[2]: bounds must increase",
+        ),
+        (
+            "buckets = [0.001]",
+            "t.toml:14:1: metrics.buckets: needs at least 2 bounds, not 1",
+        ),
+        (
+            "buckets = []",
+            "metrics.buckets: needs at least 2 bounds, not 0",
+        ),
+        (
+            "buckets = [0.001, inf]",
+            "t.toml:14:19: metrics.buckets[1]: must be a finite number",
+        ),
+        (
+            "buckets = [nan, 1.0]",
+            "metrics.buckets[0]: must be a finite number",
+        ),
+        (
+            "buckets = [-1.0, 1.0]",
+            "metrics.buckets[0]: must be a finite number of seconds above zero",
+        ),
+        (
+            "buckets = { factor = 1.01 }",
+            "metrics.buckets.factor: 1.01 from 100us to 10s gives 1159 buckets, over the limit of 200",
+        ),
+        ("buckets = { minimum = \"1ms\" }", "unknown field `minimum`"),
+        (
+            "buckets = \"fine\"",
+            "a table { min, max, factor } or a list of upper bounds",
+        ),
+    ];
+    let over: Vec<String> = (1..=201).map(|i| format!("{i}.0")).collect();
+    let over = format!("buckets = [{}]", over.join(", "));
+    let mut all: Vec<(&str, &str)> = cases.to_vec();
+    all.push((&over, "metrics.buckets: 201 bounds, over the limit of 200"));
+    for (line, expected) in all {
+        let msg = match plan_of(&with(&format!("[metrics]\n{line}"))) {
+            Ok(_) => panic!("`{line}` accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            msg.contains(expected) && msg.starts_with("t.toml:"),
+            "`{line}`: got `{msg}`, expected `{expected}`"
+        );
+    }
 }
 
 #[test]

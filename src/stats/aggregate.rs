@@ -12,12 +12,11 @@ use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
 use super::hdrlog::HdrLog;
-use super::lane::{LaneReport, histogram};
+use super::lane::{LaneReport, Slowest, histogram};
 use super::nodes::NodeTotals;
 use super::recent::RecentWindow;
-use super::snapshot::{Buckets, ClusterGauges, Gauges, OpSnapshot, Phase, Snapshot};
+use super::snapshot::{Buckets, ClusterGauges, Exemplar, Gauges, OpSnapshot, Phase, Snapshot};
 use super::summary::{Measured, Summary};
-use crate::cql::ErrorKind;
 
 /// The achieved rate is averaged over about this long: short enough to follow a rate change
 /// within two seconds, long enough to smooth lane reports arriving at their own times.
@@ -82,6 +81,8 @@ pub struct Aggregator {
     measured: Measured,
     /// This interval's service time per op, for the interval log and the status line.
     interval: Vec<Histogram<u64>>,
+    /// The slowest success per op since the last snapshot, for the exemplars.
+    slowest: Vec<Option<Slowest>>,
     interval_start: Instant,
     /// Exact percentiles of the last second, for the snapshot (the live page).
     recent: RecentWindow,
@@ -151,16 +152,7 @@ impl Aggregator {
         let ops: Vec<OpSnapshot> = cfg
             .op_names
             .iter()
-            .map(|name| OpSnapshot {
-                name: name.clone(),
-                ok: 0,
-                errors: [0; ErrorKind::COUNT],
-                rows: 0,
-                bytes: 0,
-                retries: 0,
-                service: Buckets::new(n),
-                response: Buckets::new(n),
-            })
+            .map(|name| OpSnapshot::empty(name, n))
             .collect();
         let now = Instant::now();
         let first = Snapshot {
@@ -185,6 +177,7 @@ impl Aggregator {
             interval: (0..cfg.op_names.len())
                 .map(|_| histogram(cfg.sigfig))
                 .collect(),
+            slowest: vec![None; cfg.op_names.len()],
             bounds_ns,
             gauges,
             started: None,
@@ -260,6 +253,21 @@ impl Aggregator {
             snap.retries += op.retries;
             snap.service.add_hdr(&op.service, &self.bounds_ns);
             snap.response.add_hdr(&op.response, &self.bounds_ns);
+            if let Some(failed) = &op.failed {
+                for (k, h) in failed.service.iter().enumerate() {
+                    if let Some(h) = h {
+                        snap.failed_by_kind[k].add_hdr(h.as_ref(), &self.bounds_ns);
+                        snap.failed_service.add_hdr(h.as_ref(), &self.bounds_ns);
+                    }
+                }
+                snap.failed_response
+                    .add_hdr(&failed.response, &self.bounds_ns);
+            }
+            if let Some(w) = op.slowest
+                && self.slowest[i].is_none_or(|s| w.service_ns > s.service_ns)
+            {
+                self.slowest[i] = Some(w);
+            }
             // Both histograms share bounds and precision: adding cannot fail.
             let _ = self.interval[i].add(&op.service);
             self.recent.add_op(i, op);
@@ -280,6 +288,19 @@ impl Aggregator {
             l.peak = l.in_flight;
         }
         let nodes = self.nodes.snapshot(&cluster, &self.cfg.bounds, now);
+        // Instants become wall-clock time here, once per snapshot, never on the lanes.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        for (op, slowest) in self.ops.iter_mut().zip(&mut self.slowest) {
+            if let Some(w) = slowest.take() {
+                op.exemplar = Some(Exemplar {
+                    index: w.index,
+                    seconds: w.service_ns as f64 / 1e9,
+                    unix_time: wall - now.saturating_duration_since(w.done).as_secs_f64(),
+                });
+            }
+        }
         let snapshot = Snapshot {
             nodes,
             elapsed: self

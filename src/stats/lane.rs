@@ -25,6 +25,8 @@ pub fn histogram(sigfig: u8) -> Histogram<u64> {
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub op: usize,
+    /// The op index: with the seed, it determines every value the request bound.
+    pub index: u64,
     /// When the schedule wanted the request sent; `None` without a rate.
     pub intended: Option<Instant>,
     pub sent: Instant,
@@ -59,12 +61,64 @@ impl NodeStats {
     }
 }
 
+/// The slowest successful request of an interval, kept raw: the exporter formats its key
+/// from the op index only when it renders the exemplar, so the lane never formats text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slowest {
+    pub index: u64,
+    pub service_ns: u64,
+    pub done: Instant,
+}
+
+/// Latencies of failed requests, created at an op's first failure in an interval.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    /// Sent -> error, per error kind (indexed by [`ErrorKind::index`]), each created at the
+    /// first failure of its kind.
+    pub service: [Option<Box<Histogram<u64>>>; ErrorKind::COUNT],
+    /// Intended start -> error. Empty without a rate.
+    pub response: Histogram<u64>,
+}
+
+impl Failed {
+    fn new(sigfig: u8) -> Failed {
+        Failed {
+            service: Default::default(),
+            response: histogram(sigfig),
+        }
+    }
+
+    fn add(&mut self, other: &Failed, sigfig: u8) {
+        for (mine, theirs) in self.service.iter_mut().zip(&other.service) {
+            if let Some(theirs) = theirs {
+                let mine = mine.get_or_insert_with(|| Box::new(histogram(sigfig)));
+                let _ = mine.add(theirs.as_ref());
+            }
+        }
+        let _ = self.response.add(&other.response);
+    }
+
+    /// Service time of every failure, whatever its kind.
+    pub fn service_all(&self, sigfig: u8) -> Histogram<u64> {
+        let mut all = histogram(sigfig);
+        for h in self.service.iter().flatten() {
+            let _ = all.add(h.as_ref());
+        }
+        all
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OpStats {
-    /// Sent -> response.
+    /// Successful requests, sent -> response.
     pub service: Histogram<u64>,
-    /// Intended start -> response: free of coordinated omission. Empty without a rate.
+    /// Successful requests, intended start -> response: free of coordinated omission. Empty
+    /// without a rate.
     pub response: Histogram<u64>,
+    /// Failed requests: kept apart, so fast rejections and timeouts do not bend the latency
+    /// of successes.
+    pub failed: Option<Box<Failed>>,
+    pub slowest: Option<Slowest>,
     pub ok: u64,
     pub errors: [u64; ErrorKind::COUNT],
     pub rows: u64,
@@ -77,6 +131,8 @@ impl OpStats {
         OpStats {
             service: histogram(sigfig),
             response: histogram(sigfig),
+            failed: None,
+            slowest: None,
             ok: 0,
             errors: [0; ErrorKind::COUNT],
             rows: 0,
@@ -93,6 +149,19 @@ impl OpStats {
     pub fn add(&mut self, other: &OpStats) {
         let _ = self.service.add(&other.service);
         let _ = self.response.add(&other.response);
+        if let Some(theirs) = &other.failed {
+            let sigfig = self.service.sigfig();
+            self.failed
+                .get_or_insert_with(|| Box::new(Failed::new(sigfig)))
+                .add(theirs, sigfig);
+        }
+        if let Some(theirs) = other.slowest
+            && self
+                .slowest
+                .is_none_or(|s| theirs.service_ns > s.service_ns)
+        {
+            self.slowest = Some(theirs);
+        }
         self.ok += other.ok;
         for (total, n) in self.errors.iter_mut().zip(other.errors) {
             *total += n;
@@ -159,19 +228,40 @@ impl LaneStats {
         let sigfig = self.sigfig;
         let op = self.ops[s.op].get_or_insert_with(|| Box::new(OpStats::new(sigfig)));
         let service = nanos(s.done.saturating_duration_since(s.sent));
-        op.service.saturating_record(service);
-        if let Some(t) = s.intended {
-            op.response
-                .saturating_record(nanos(s.done.saturating_duration_since(t)));
-        }
+        let response = s
+            .intended
+            .map(|t| nanos(s.done.saturating_duration_since(t)));
         op.bytes += s.bytes;
         op.retries += u64::from(s.retries);
         match s.result {
             Ok(rows) => {
                 op.ok += 1;
                 op.rows += rows;
+                op.service.saturating_record(service);
+                if let Some(r) = response {
+                    op.response.saturating_record(r);
+                }
+                if op.slowest.is_none_or(|w| service > w.service_ns) {
+                    op.slowest = Some(Slowest {
+                        index: s.index,
+                        service_ns: service,
+                        done: s.done,
+                    });
+                }
             }
-            Err(kind) => op.errors[kind.index()] += 1,
+            Err(kind) => {
+                op.errors[kind.index()] += 1;
+                // Allocates at an op's first failure (of a kind) in the interval only.
+                let failed = op
+                    .failed
+                    .get_or_insert_with(|| Box::new(Failed::new(sigfig)));
+                failed.service[kind.index()]
+                    .get_or_insert_with(|| Box::new(histogram(sigfig)))
+                    .saturating_record(service);
+                if let Some(r) = response {
+                    failed.response.saturating_record(r);
+                }
+            }
         }
         if let Some(n) = s.node {
             self.record_node(n as usize, s.result.is_ok(), service);
@@ -238,6 +328,7 @@ mod tests {
         s.record_sent(Some(t0), sent, 3);
         s.record(&Sample {
             op: 1,
+            index: 7,
             intended: Some(t0),
             sent,
             done,
@@ -248,6 +339,7 @@ mod tests {
         });
         s.record(&Sample {
             op: 1,
+            index: 8,
             intended: None,
             sent,
             done,
@@ -260,8 +352,24 @@ mod tests {
         let op = s.ops[1].as_ref().unwrap();
         assert_eq!((op.ok, op.rows, op.bytes, op.retries), (1, 4, 20, 1));
         assert_eq!(op.errors[ErrorKind::Overloaded.index()], 1);
-        assert_eq!(op.service.len(), 2);
+        // The failure is kept apart from the success, under its kind.
+        assert_eq!(op.service.len(), 1);
         assert_eq!(op.response.len(), 1);
+        let failed = op
+            .failed
+            .as_ref()
+            .expect("a failure allocates its histograms");
+        let overloaded = failed.service[ErrorKind::Overloaded.index()]
+            .as_ref()
+            .unwrap();
+        assert_eq!(overloaded.len(), 1);
+        assert!(failed.service[ErrorKind::ReadTimeout.index()].is_none());
+        assert_eq!(
+            failed.response.len(),
+            0,
+            "no intended start: no response time"
+        );
+        assert_eq!(op.slowest.map(|w| w.index), Some(7), "the slowest success");
         let service_ms = op.service.value_at_quantile(1.0) as f64 / 1e6;
         let response_ms = op.response.value_at_quantile(1.0) as f64 / 1e6;
         assert!((service_ms - 3.0).abs() < 0.01 && (response_ms - 5.0).abs() < 0.01);

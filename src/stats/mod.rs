@@ -11,10 +11,11 @@ mod summary;
 
 pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
 pub use hdrlog::{HdrLog, HdrLogResult};
-pub use lane::{LaneReport, LaneStats, NodeStats, OpStats, Sample, bounds_ns};
+pub use lane::{Failed, LaneReport, LaneStats, NodeStats, OpStats, Sample, Slowest, bounds_ns};
 pub use recent::{Recent, RecentLatency};
 pub use snapshot::{
-    Buckets, ClusterGauges, Gauges, NodeSnapshot, NodeState, OpSnapshot, Phase, RunPhase, Snapshot,
+    Buckets, ClusterGauges, Exemplar, Gauges, NATIVE_SCHEMA, NativeBuckets, NodeSnapshot,
+    NodeState, OpSnapshot, Phase, RunPhase, Snapshot, native_index, native_upper_bound,
 };
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
 

@@ -113,6 +113,7 @@ impl NodeTotals {
                 count: counts.iter().sum(),
                 counts,
                 sum_seconds: 0.0,
+                native: Default::default(),
             };
             total.history.push_back((now, total.service.counts.clone()));
             while total
@@ -173,6 +174,7 @@ mod tests {
                 Err(crate::cql::ErrorKind::ClientTimeout)
             },
             bytes: 0,
+            index: 0,
             retries: 0,
             node: Some(node),
         }

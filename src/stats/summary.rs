@@ -96,10 +96,12 @@ pub struct OpSummary {
     pub rows: u64,
     pub payload_bytes: u64,
     pub retries: u64,
-    /// Sent -> response.
+    /// Sent -> response, of successful requests.
     pub service_time: Option<Percentiles>,
-    /// Intended start -> response (only with a target rate).
+    /// Intended start -> response, of successful requests (only with a target rate).
     pub response_time: Option<Percentiles>,
+    /// Sent -> error, of failed requests (every kind).
+    pub failed_service_time: Option<Percentiles>,
 }
 
 /// The run's result. Its JSON form (`--summary-json`) is a stable interface: fields are only
@@ -166,6 +168,10 @@ impl Summary {
                 retries: op.retries,
                 service_time: Percentiles::of(&op.service),
                 response_time: Percentiles::of(&op.response),
+                failed_service_time: op
+                    .failed
+                    .as_ref()
+                    .and_then(|f| Percentiles::of(&f.service_all(m.sigfig))),
             }
         };
         let ops: Vec<OpSummary> = names
@@ -242,7 +248,7 @@ impl Summary {
                 );
             }
         };
-        let _ = writeln!(out, "service time (sent -> response):");
+        let _ = writeln!(out, "service time of successes (sent -> response):");
         rows(&mut out, &|o| o.service_time.as_ref());
         if self.total.response_time.is_some() {
             let _ = writeln!(

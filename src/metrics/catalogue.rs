@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::tests::scrape_of_test_snapshot;
 
-const CATALOGUE: &str = include_str!("../../../docs/metrics.md");
+const CATALOGUE: &str = include_str!("../../docs/metrics.md");
 
 /// The heading of the table the renderer must match exactly.
 const EMITTED: &str = "## Emitted by the daemon";
