@@ -72,19 +72,23 @@ impl Write for LogWriter<'_> {
             Target::Stderr => io::stderr().write(buf),
             Target::File(f, _) => (&*f).write(buf),
         };
-        written.inspect_err(|e| {
-            let _ = self
-                .sink
-                .failed
-                .set(io::Error::new(e.kind(), e.to_string()));
-        })
+        // The error is kept, and the line given up as if written: tracing-subscriber
+        // answers a failed write with `eprintln!`, which panics when stderr is the problem.
+        Ok(written.unwrap_or_else(|e| {
+            let _ = self.sink.failed.set(e);
+            buf.len()
+        }))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &self.sink.target {
+        let flushed = match &self.sink.target {
             Target::Stderr => io::stderr().flush(),
             Target::File(f, _) => (&*f).flush(),
+        };
+        if let Err(e) = flushed {
+            let _ = self.sink.failed.set(e);
         }
+        Ok(())
     }
 }
 
@@ -108,7 +112,8 @@ mod tests {
         let sink = LogSink::file(full, "/dev/full".into());
         assert!(sink.result().is_ok());
         let mut w = sink.make_writer();
-        assert!(w.write_all(b"a line\n").is_err());
+        // Given up as written (see `write`), and kept.
+        w.write_all(b"a line\n").unwrap();
         let e = sink.result().unwrap_err();
         assert!(
             e.to_string()
