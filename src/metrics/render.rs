@@ -296,7 +296,7 @@ pub fn render(s: &Snapshot, gauges: &Gauges, info: &RunInfo, out: &mut String) {
 
 // ---------------------------------------------------------------- run identity (issue 13)
 /// `cqlpulse_run_info` (with the run id and spec digest), `cqlpulse_run_phase` and
-/// `cqlpulse_shard_count`. Separate from [`render`] so it can be ported on its own.
+/// `cqlpulse_shards`. Separate from [`render`] so it can be ported on its own.
 pub fn render_run_identity(info: &RunInfo, id: &RunIdentity, out: &mut String) {
     let mut o = Out { s: out };
     let (shard, count) = (info.shard.to_string(), id.shard_count.to_string());
@@ -330,7 +330,7 @@ pub fn render_run_identity(info: &RunInfo, id: &RunIdentity, out: &mut String) {
         );
     }
     o.single(
-        "cqlpulse_shard_count",
+        "cqlpulse_shards",
         "gauge",
         "Instances sharing the workload (shard.count).",
         f64::from(id.shard_count),

@@ -87,7 +87,7 @@ fn run_identity_has_the_run_id_digest_one_phase_and_the_shard_count() {
     for line in [
         "cqlpulse_run_info{workload=\"w\",model=\"chains\",shard=\"0\",shard_count=\"3\",run_id=\"00c0ffee00c0ffee\",spec_digest=\"0123456789abcdef\"} 1",
         "cqlpulse_run_phase{phase=\"warmup\"} 1",
-        "cqlpulse_shard_count 3",
+        "cqlpulse_shards 3",
         "# TYPE cqlpulse_run_phase gauge",
     ] {
         assert!(out.lines().any(|l| l == line), "missing `{line}` in\n{out}");
