@@ -302,5 +302,5 @@ def build(b, g) -> None:
                  "fires when fewer report).", "short",
                  [T(f'count by (job) (max by (job, shard) '
                     f'(cqlpulse_run_info{{{SEL}, workload=~"$workload"}}))', "{{job}} reporting"),
-                  T(f"max by (job) (cqlpulse_shard_count{{{SEL}}}{W})", "{{job}} expected")],
+                  T(f"max by (job) (cqlpulse_shards{{{SEL}}}{W})", "{{job}} expected")],
                  w=8)

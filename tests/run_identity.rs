@@ -61,7 +61,7 @@ async fn run_id_digest_and_phase_follow_restarts_reloads_and_the_run() {
     let status = d.status();
     assert_eq!(status["run_id"], run_id.as_str());
     assert_eq!(status["spec_digest"], digest.as_str());
-    assert_eq!(sample(addr, "cqlpulse_shard_count").1, 1.0);
+    assert_eq!(sample(addr, "cqlpulse_shards").1, 1.0);
     // Within the hour of warm-up.
     wait_for(Duration::from_secs(10), "phase warmup", || {
         phases_on(addr) == ["warmup"] && d.status()["run_phase"] == "warmup"
@@ -129,7 +129,7 @@ async fn a_pod_beyond_the_shard_count_waits_and_an_empty_pod_index_uses_the_host
     assert_eq!(status["run_phase"], "starting");
     assert_eq!(get(addr, "/readyz").0, 503);
     assert_eq!(phases_on(addr), ["starting"]);
-    assert_eq!(sample(addr, "cqlpulse_shard_count").1, 3.0);
+    assert_eq!(sample(addr, "cqlpulse_shards").1, 3.0);
     wait_for(Duration::from_secs(5), "the reason in the log", || {
         d.log()
             .contains("pod ordinal 3 is not below shard.count (3)")
