@@ -1,7 +1,7 @@
 // The live page in headless Chromium against runs on the real node: figures move and match
 // /status, pause and rate changes go through the control API, refusals show the API's text,
 // a token is asked for and kept in the tab only, and no JavaScript error happens on the way.
-// Ports 19467 and 19468: run under the integration-test lock (scripts/test does).
+// Ports 19467 and 19469: run under the integration-test lock (scripts/test does).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -115,7 +115,7 @@ test("the page follows a run and steers it", async (t) => {
 
 test("with a token, the page asks for it and keeps it in the tab only", async () => {
   const daemon = await startDaemon({
-    name: "token", port: 19468, rate: 100, env: { CQLPULSE_CONTROL_TOKEN: "s3cret-token" },
+    name: "token", port: 19469, rate: 100, env: { CQLPULSE_CONTROL_TOKEN: "s3cret-token" },
   });
   try {
     const page = await browser.context.newPage();
