@@ -205,18 +205,26 @@ pub async fn route(
         }
     };
     let snapshot = app.handle.snapshots.borrow().clone();
-    let ops: Vec<&str> = snapshot.ops.iter().map(|o| o.name.as_str()).collect();
-    let kinds: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
     let points = app.history.since(since);
-    let points: Vec<&Point> = points.iter().map(|p| &**p).collect();
-    axum::Json(json!({
-        "capacity": app.history.capacity,
-        "interval_seconds": EVERY.as_secs_f64(),
-        "ops": ops,
-        "error_kinds": kinds,
-        "points": points,
-    }))
+    // Serialised straight from the points: no JSON tree of the whole ring in between.
+    axum::Json(Feed {
+        capacity: app.history.capacity,
+        interval_seconds: EVERY.as_secs_f64(),
+        ops: snapshot.ops.iter().map(|o| o.name.as_str()).collect(),
+        error_kinds: ErrorKind::ALL.iter().map(|k| k.name()).collect(),
+        points: points.iter().map(|p| &**p).collect(),
+    })
     .into_response()
+}
+
+/// The body of `GET /api/history`.
+#[derive(Serialize)]
+struct Feed<'a> {
+    capacity: usize,
+    interval_seconds: f64,
+    ops: Vec<&'a str>,
+    error_kinds: Vec<&'static str>,
+    points: Vec<&'a Point>,
 }
 
 #[cfg(test)]

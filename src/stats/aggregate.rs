@@ -319,7 +319,7 @@ impl Aggregator {
             achieved_rate,
             recent: self
                 .recent
-                .roll(now.saturating_duration_since(self.interval_start)),
+                .publish(now.saturating_duration_since(self.interval_start)),
         };
         if let Some(log) = &mut self.cfg.hdr_log {
             log.write(self.interval_start, now, &self.cfg.op_names, &self.interval);

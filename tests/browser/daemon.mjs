@@ -64,7 +64,8 @@ export async function startDaemon({ name, port, rate = 200, env = {} }) {
   const listen = `127.0.0.1:${port}`;
   const path = join(OUT, `${name}-${process.pid}.toml`);
   writeFileSync(path, spec({ keyspace, rate, listen }));
-  const child = spawn(BIN, ["run", path, "--log-format", "text"], {
+  // One runtime thread: the least CPU per op beside a node on a small machine (README).
+  const child = spawn(BIN, ["run", path, "--log-format", "text", "--threads", "1"], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -20,7 +20,7 @@ export function formatNumber(v) {
   if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e10 ? 0 : 1) + "G";
   if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e7 ? 0 : 1) + "M";
   if (a >= 1e4) return (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + "k";
-  if (a >= 100) return v.toFixed(0);
+  if (a >= 100 || Number.isInteger(v)) return v.toFixed(0);
   if (a >= 10) return v.toFixed(1);
   if (a >= 1 || a === 0) return v.toFixed(a === 0 ? 0 : 2);
   return v.toPrecision(2);
@@ -57,7 +57,7 @@ export class LineChart {
     const grid = style.getPropertyValue("--grid") || "#333";
     g.font = "11px system-ui, sans-serif";
 
-    const left = 58, right = 8, top = 8, bottom = 20;
+    const left = 58, right = 16, top = 8, bottom = 20;
     const pw = w - left - right, ph = h - top - bottom;
     const tEnd = times.length ? times[times.length - 1] : 0;
     const tStart = tEnd - windowSeconds;
