@@ -168,7 +168,9 @@ async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
             loaded.plan.schema.mode = cqlpulse::spec::SchemaMode::CreateIfMissing;
         }
         let plan = &loaded.plan;
-        let session = cql::connect(&plan.cluster).await?;
+        let session = cql::connect(&plan.cluster)
+            .await
+            .map_err(|e| RunError::Fatal(e.into()))?;
         cql::setup_schema(&session, plan).await?;
         cql::prepare(&session, plan).await?;
         println!(

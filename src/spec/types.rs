@@ -90,6 +90,26 @@ pub struct ClusterSpec {
     pub retry_backoff: Dur,
     /// Connections per node (the driver's pool size).
     pub connections_per_node: u32,
+    /// TLS to the nodes; absent: plain text.
+    pub tls: Option<TlsSpec>,
+}
+
+/// `[cluster.tls]`: the CA that signed the nodes' certificates and, for mutual TLS, the
+/// client's certificate and key (PEM files; relative paths are from the current directory).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    pub ca_file: String,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Whether a node's certificate must name the address it was reached at. Turning it off
+    /// (certificates that name hosts the driver does not dial) keeps the CA check.
+    #[serde(default = "yes")]
+    pub verify_server_name: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ClusterSpec {
@@ -107,6 +127,7 @@ impl Default for ClusterSpec {
             retries: 0,
             retry_backoff: Dur(Duration::from_millis(10)),
             connections_per_node: 1,
+            tls: None,
         }
     }
 }
