@@ -1,13 +1,14 @@
 //! Everything that speaks CQL: building the session, setting up the schema, preparing the
-//! ops, binding generated values without allocating, and classifying errors into a closed
+//! ops, TLS, binding generated values without allocating, and classifying errors into a closed
 //! set of kinds. It serves the engine and never calls back into it.
 
 mod errors;
 pub mod nodes;
 mod row;
 mod session;
+pub mod tls;
 
 pub use errors::{ErrorKind, classify};
 pub use nodes::Tracking;
 pub use row::{BoundRow, check_types};
-pub use session::{Prepared, PreparedOp, connect, prepare, setup_schema};
+pub use session::{ConnectError, Prepared, PreparedOp, connect, prepare, setup_schema};

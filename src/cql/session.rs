@@ -36,7 +36,7 @@ pub struct Prepared {
 /// default, made explicit: token-aware (each request to a replica of its partition), within
 /// `local_dc` when one is set (no failover to other data centres), wrapped to learn each
 /// request's node for the per-node views (`nodes`).
-pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Session> {
+pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Session, ConnectError> {
     let mut lb = DefaultPolicy::builder().token_aware(true);
     if let Some(dc) = &cluster.local_dc {
         lb = lb.prefer_datacenter(dc.clone()).permit_dc_failover(false);
@@ -65,13 +65,74 @@ pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Sessi
         .connection_timeout(cluster.connect_timeout)
         .pool_size(PoolSize::PerShard(per_shard))
         .default_execution_profile_handle(profile.into_handle());
-    if let Some((user, password)) = &cluster.credentials {
-        builder = builder.user(user, password);
+    if let Some(login) = &cluster.credentials {
+        builder = builder.user(&login.username, login.password());
     }
-    builder
-        .build()
-        .await
-        .with_context(|| format!("cannot connect to {}", cluster.contact_points.join(", ")))
+    if let Some(tls) = &cluster.tls {
+        if !tls.verify_server_name {
+            tracing::warn!(
+                ca_file = %tls.ca_file,
+                "cluster.tls.verify_server_name = false: node certificates are checked against \
+                 the CA but not against the addresses they are reached at"
+            );
+        }
+        builder = builder.tls_context(Some(tls.config.clone()));
+    }
+    builder.build().await.map_err(|e| {
+        let reason = one_line(&e.to_string());
+        ConnectError {
+            refused: is_refusal(&reason),
+            message: format!("{}: {reason}", connect_target(cluster)),
+        }
+    })
+}
+
+/// A failed connection. `refused`: the node answered and said no (a login or TLS problem),
+/// which waiting will not fix; otherwise the node may just not be up yet.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectError {
+    pub message: String,
+    pub refused: bool,
+}
+
+/// The driver's errors carry no kind for these, only text (its own, the server's, rustls'):
+/// a wrong password or unknown role, a certificate the CA did not sign, TLS against a
+/// plain-text port (a corrupt record), a node that requires a client certificate, and plain
+/// text against a TLS-only port (the node resets the connection at the first request).
+fn is_refusal(reason: &str) -> bool {
+    const MARKS: &[&str] = &[
+        "Authentication failed",
+        "bad credentials",
+        "requires authentication",
+        "invalid peer certificate",
+        "received corrupt message",
+        "received fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+    ];
+    MARKS.iter().any(|m| reason.contains(m))
+        || (reason.contains("Request: OPTIONS, reason: Connection broken")
+            && reason.contains("Connection reset by peer"))
+}
+
+/// Who we tried to reach, and how, for the one line a failed connection prints: the nodes,
+/// the user (never the password) and the TLS trust root.
+fn connect_target(cluster: &ClusterPlan) -> String {
+    let mut out = format!("cannot connect to {}", cluster.contact_points.join(", "));
+    if let Some(login) = &cluster.credentials {
+        out.push_str(&format!(" as user `{}`", login.username));
+    }
+    match &cluster.tls {
+        Some(tls) => out.push_str(&format!(" over TLS (CA {})", tls.ca_file)),
+        None => out.push_str(" (plain text)"),
+    }
+    out
+}
+
+/// Driver errors can span lines (a node's reason per line): one line, for logs and stderr.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Creates (or recreates) the keyspace, runs the schema statements and makes the keyspace the

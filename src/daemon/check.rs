@@ -9,11 +9,9 @@ use crate::spec::SchemaMode;
 /// Why `check --connect` failed, step by step.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("cannot connect to {contact_points}: {source:#}")]
-    Connect {
-        contact_points: String,
-        source: anyhow::Error,
-    },
+    /// Names the nodes, the user and the TLS trust root (never the password).
+    #[error(transparent)]
+    Connect(#[from] cql::ConnectError),
     #[error("cannot create the schema: {0:#}")]
     Schema(anyhow::Error),
     #[error("{0:#}")]
@@ -46,12 +44,7 @@ pub async fn connect(plan: &Plan) -> Result<(), CheckError> {
         plan.schema.mode = SchemaMode::CreateIfMissing;
     }
     let tracking = cql::Tracking::default();
-    let session = cql::connect(&plan.cluster, &tracking)
-        .await
-        .map_err(|source| CheckError::Connect {
-            contact_points: plan.cluster.contact_points.join(", "),
-            source,
-        })?;
+    let session = cql::connect(&plan.cluster, &tracking).await?;
     cql::setup_schema(&session, &plan)
         .await
         .map_err(CheckError::Schema)?;

@@ -373,7 +373,7 @@ async fn connect_and_run(
         return Ok(());
     }
     shared.phase.send_replace(Phase::Connecting);
-    let Some(session) = connect_with_backoff(&plan, &shared.tracking, shutdown).await else {
+    let Some(session) = connect_with_backoff(&plan, &shared.tracking, shutdown).await? else {
         return Ok(()); // stopped before connecting: nothing ran, nothing failed
     };
     let session = Arc::new(session);
@@ -430,23 +430,26 @@ async fn connect_and_run(
 }
 
 /// Connects, retrying with exponential backoff (1 s to 30 s) until it works or `shutdown`.
+/// A node that refuses us (login, TLS) ends the run at once: retrying would not change its
+/// answer, and an operator must see it, not a daemon stuck in "connecting".
 async fn connect_with_backoff(
     plan: &Plan,
     tracking: &cql::Tracking,
     shutdown: &CancellationToken,
-) -> Option<Session> {
+) -> Result<Option<Session>, RunError> {
     let mut delay = Duration::from_secs(1);
     loop {
         tokio::select! {
             r = cql::connect(&plan.cluster, tracking) => match r {
-                Ok(s) => return Some(s),
-                Err(e) => tracing::warn!("{e:#}; retrying in {}s", delay.as_secs()),
+                Ok(s) => return Ok(Some(s)),
+                Err(e) if e.refused => return Err(RunError::Fatal(e.into())),
+                Err(e) => tracing::warn!("{e}; retrying in {}s", delay.as_secs()),
             },
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return Ok(None),
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return Ok(None),
         }
         delay = (delay * 2).min(Duration::from_secs(30));
     }

@@ -149,7 +149,7 @@ fn cluster(
         (None, None) => None,
     };
     let credentials = match (&c.username, password) {
-        (Some(u), Some(p)) => Some((u.clone(), p)),
+        (Some(u), Some(p)) => Some(Credentials::new(u.clone(), p)),
         (None, None) => None,
         (Some(_), None) => {
             return Err(err(
@@ -164,6 +164,14 @@ fn cluster(
             ));
         }
     };
+    let tls = match &c.tls {
+        Some(t) => Some(TlsPlan {
+            config: crate::cql::tls::client_config(t).map_err(|e| err(e.field, e.message))?,
+            ca_file: t.ca_file.clone(),
+            verify_server_name: t.verify_server_name,
+        }),
+        None => None,
+    };
     Ok(ClusterPlan {
         contact_points: c.contact_points.clone(),
         local_dc: c.local_dc.clone(),
@@ -176,6 +184,7 @@ fn cluster(
         retry_backoff: c.retry_backoff.0,
         connections_per_node: c.connections_per_node,
         speculative_execution,
+        tls,
     })
 }
 

@@ -54,11 +54,13 @@ pub struct ClusterPlan {
     pub serial_consistency: SerialConsistency,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<Credentials>,
     pub retries: u32,
     pub retry_backoff: Duration,
     pub connections_per_node: u32,
     pub speculative_execution: Option<Speculative>,
+    /// `[cluster.tls]`, its files read and checked; `None`: plain text.
+    pub tls: Option<TlsPlan>,
 }
 
 /// Speculative execution: up to `max` extra attempts, each after `delay` without a response.
@@ -66,6 +68,42 @@ pub struct ClusterPlan {
 pub struct Speculative {
     pub max: u32,
     pub delay: Duration,
+}
+
+/// A login. The password is only handed to the driver: its `Debug` is redacted, so no log
+/// line or error that formats the plan can show it.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    password: String,
+}
+
+impl Credentials {
+    pub fn new(username: String, password: String) -> Credentials {
+        Credentials { username, password }
+    }
+
+    /// For the driver's authenticator, and nothing else.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsPlan {
+    pub config: Arc<rustls::ClientConfig>,
+    /// For messages: which CA the nodes' certificates must lead to.
+    pub ca_file: String,
+    pub verify_server_name: bool,
 }
 
 #[derive(Debug, Clone)]

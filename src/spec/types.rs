@@ -93,6 +93,8 @@ pub struct ClusterSpec {
     /// Off when absent: a second attempt of a slow idempotent request changes what latency
     /// means.
     pub speculative_execution: Option<SpeculativeSpec>,
+    /// TLS to the nodes; absent: plain text.
+    pub tls: Option<TlsSpec>,
 }
 
 /// `[cluster.speculative_execution]`: after `delay` without a response, the driver sends an
@@ -107,6 +109,24 @@ pub struct SpeculativeSpec {
 
 fn one_extra() -> u32 {
     1
+}
+
+/// `[cluster.tls]`: the CA that signed the nodes' certificates and, for mutual TLS, the
+/// client's certificate and key (PEM files; relative paths are from the current directory).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    pub ca_file: String,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Whether a node's certificate must name the address it was reached at. Turning it off
+    /// (certificates that name hosts the driver does not dial) keeps the CA check.
+    #[serde(default = "yes")]
+    pub verify_server_name: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ClusterSpec {
@@ -125,6 +145,7 @@ impl Default for ClusterSpec {
             retry_backoff: Dur(Duration::from_millis(10)),
             connections_per_node: 1,
             speculative_execution: None,
+            tls: None,
         }
     }
 }
