@@ -125,7 +125,7 @@ async fn prometheus_sees_what_the_summary_reports() {
     // p99 from the buckets within one bucket of the summary's HDR p99.
     let end = t0 + 22.0;
     let q = format!(
-        "histogram_quantile(0.99, sum by (le) (increase(cqlpulse_request_duration_seconds_bucket{{{inst}}}[21s])))"
+        "histogram_quantile(0.99, sum by (le) (increase(cqlpulse_request_duration_seconds_bucket{{outcome=\"ok\", {inst}}}[21s])))"
     );
     let prom_p99 = promql_value(&prom, &q, end).expect("p99 has data");
     let summary_p99 = summary["total"]["service_time"]["p99_ms"].as_f64().unwrap() / 1e3;
