@@ -101,7 +101,7 @@ fn login(node: &Node) -> (String, String) {
 fn spec(ks: &str, addr: &str, cluster: &str, tls: &str, load: &str) -> String {
     let body = testtable_spec(ks, load);
     format!(
-        "[cluster]\ncontact_points = [\"{addr}\"]\nconnect_timeout = \"3s\"\n{cluster}\n{tls}\n{body}"
+        "{body}\n[cluster]\ncontact_points = [\"{addr}\"]\nconnect_timeout = \"3s\"\n{cluster}\n{tls}\n"
     )
 }
 
@@ -155,6 +155,9 @@ fn run_args(spec: &Path) -> Vec<String> {
         spec.display().to_string(),
         "--status-every".into(),
         "0s".into(),
+        // Tests run in parallel: any free port, not the default 9464.
+        "--listen".into(),
+        "127.0.0.1:0".into(),
     ]
 }
 
