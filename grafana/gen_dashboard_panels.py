@@ -7,7 +7,6 @@ from __future__ import annotations
 def build(b, g) -> None:
     T, rate, gauge, quantile = g.T, g.rate, g.gauge, g.quantile
     SEL, SEL_OP, W, RI = g.SEL, g.SEL_OP, g.W, g.RI
-    P11, P12 = g.PENDING_11, g.PENDING_12
     req = "cqlpulse_requests_total"
     dur = "cqlpulse_request_duration_seconds"
     resp = "cqlpulse_response_time_seconds"
@@ -27,7 +26,7 @@ def build(b, g) -> None:
            "99th percentile of the response time of successful requests (from the intended "
            "start, so queueing in the client counts): what the users of the cluster would "
            "see. Without a rate it equals the service time.",
-           "s", [T(quantile(0.99, resp, sel=SEL_OP), "p99", empty=P12)],
+           "s", [T(quantile(0.99, resp, sel=SEL_OP), "p99")],
            steps=[{"color": "green", "value": None}, {"color": "orange", "value": 0.05},
                   {"color": "red", "value": 0.5}])
     b.stat("Errors/s",
@@ -62,8 +61,8 @@ def build(b, g) -> None:
                  "99th percentile of the response time of successful requests, per op, with "
                  "the service time p99 dashed: a gap between them is time spent waiting in "
                  "the client (schedule lag), not in the cluster.",
-                 "s", [T(quantile(0.99, resp, "op"), "{{op}} response", empty=P12),
-                       T(quantile(0.99, dur, "op"), "{{op}} service", empty=P12)])
+                 "s", [T(quantile(0.99, resp, "op"), "{{op}} response"),
+                       T(quantile(0.99, dur, "op"), "{{op}} service")])
     b.table("Per-op summary",
             "One line per op over the last rate interval: ops/s, error ratio, and the "
             "response-time and service-time quantiles of successful requests.",
@@ -71,10 +70,10 @@ def build(b, g) -> None:
             [T(rate(req, SEL_OP, "op"), instant=True, fmt="table"),
              T(f"{rate(req, err_sel, 'op')}\n/\n{rate(req, SEL_OP, 'op')}", instant=True,
                fmt="table"),
-             T(quantile(0.5, resp, "op"), instant=True, fmt="table", empty=P12),
-             T(quantile(0.99, resp, "op"), instant=True, fmt="table", empty=P12),
-             T(quantile(0.999, resp, "op"), instant=True, fmt="table", empty=P12),
-             T(quantile(0.99, dur, "op"), instant=True, fmt="table", empty=P12),
+             T(quantile(0.5, resp, "op"), instant=True, fmt="table"),
+             T(quantile(0.99, resp, "op"), instant=True, fmt="table"),
+             T(quantile(0.999, resp, "op"), instant=True, fmt="table"),
+             T(quantile(0.99, dur, "op"), instant=True, fmt="table"),
              T(rate("cqlpulse_retries_total", SEL_OP, "op"), instant=True, fmt="table")],
             h=7,
             organize={"excludeByName": {"Time": True},
@@ -140,33 +139,33 @@ def build(b, g) -> None:
     b.timeseries("Service time quantiles (ok)",
                  "Service time (request sent to response) of successful requests of the "
                  "selected ops: p50, p90, p99, p99.9.", "s",
-                 [T(quantile(q, dur), f"p{q * 100:g}", empty=P12)
+                 [T(quantile(q, dur), f"p{q * 100:g}")
                   for q in (0.5, 0.9, 0.99, 0.999)])
     b.timeseries("Response time quantiles (ok)",
                  "Response time (intended start to response) of successful requests: free of "
                  "coordinated omission. Exists only with a rate.", "s",
-                 [T(quantile(q, resp), f"p{q * 100:g}", empty=P12)
+                 [T(quantile(q, resp), f"p{q * 100:g}")
                   for q in (0.5, 0.9, 0.99, 0.999)])
     b.heatmap("Response time distribution",
               "Successful requests per second in each response-time bucket (classic buckets). "
               "Bands that rise or split show latency modes the quantiles hide.",
               T(f'sum by (le) (rate({resp}_bucket{{outcome="ok", {SEL_OP}}}{RI}){W})',
-                "{{le}}", fmt="heatmap", empty=P12), w=12)
+                "{{le}}", fmt="heatmap"), w=12)
     b.heatmap("Service time distribution",
               "Successful requests per second in each service-time bucket (classic buckets).",
               T(f'sum by (le) (rate({dur}_bucket{{outcome="ok", {SEL_OP}}}{RI}){W})',
-                "{{le}}", fmt="heatmap", empty=P12), w=12)
+                "{{le}}", fmt="heatmap"), w=12)
     b.timeseries("Failed-request latency p99 by kind",
                  "99th percentile of the service time of failed requests, per error kind: "
                  "timeouts sit at the timeout, fast failures (unavailable, overloaded) near "
                  "zero.", "s",
                  [T(quantile(0.99, "cqlpulse_failed_request_duration_seconds", "kind",
-                             ok=False), "{{kind}}")], empty=P12)
+                             ok=False), "{{kind}}")], empty=g.NO_FAILURES)
     b.timeseries("Mean service time (ok)",
                  "Sum over count of the service time of successful requests: sensitive to "
                  "outliers the quantiles round away.", "s",
                  [T(f'{rate(dur + "_sum", ok_sel)}\n/\n{rate(dur + "_count", ok_sel)}',
-                    "mean")], empty=P12)
+                    "mean")])
 
     # ------------------------------------------------------------ pacing
     b.section("Pacing", collapsed=True)
@@ -219,23 +218,21 @@ def build(b, g) -> None:
                  "Completed requests per second by coordinator node and outcome: a node "
                  "taking less than its share is down or slow.", "ops",
                  [T(rate("cqlpulse_node_requests_total", node_sel, "node, outcome"),
-                    "{{node}} {{outcome}}")], empty=P11)
+                    "{{node}} {{outcome}}")])
     b.timeseries("Service time p99 by node (ok)",
                  "99th percentile of the service time of successful requests by coordinator: "
                  "one slow node shows here before it moves the total.", "s",
                  [T(quantile(0.99, "cqlpulse_node_request_duration_seconds", "node",
-                             sel=node_sel, ok=False), "{{node}}")], empty=P11)
+                             sel=node_sel, ok=False), "{{node}}")])
     b.timeseries("In flight by node", "Requests in flight by coordinator node.", "short",
-                 [T(gauge("cqlpulse_node_in_flight_requests", "node"), "{{node}}")], w=8,
-                 empty=P11)
+                 [T(gauge("cqlpulse_node_in_flight_requests", "node"), "{{node}}")], w=8,)
     b.timeseries("Nodes up", "1 for each node the driver considers up, 0 while it is down (lowest over the "
                  "selected instances).",
-                 "short", [T(f"min by (node) (cqlpulse_node_up{{{SEL}}}{W})", "{{node}}")], w=8,
-                 empty=P11)
+                 "short", [T(f"min by (node) (cqlpulse_node_up{{{SEL}}}{W})", "{{node}}")], w=8,)
     b.timeseries("Speculative executions/s",
                  "Speculative executions sent per second (only with speculative execution on).",
                  "ops", [T(rate("cqlpulse_speculative_executions_total", SEL), "speculative")],
-                 w=8, empty=P11)
+                 w=8)
 
     # ------------------------------------------------------------ database
     b.section("Database (ScyllaDB coordinator)", collapsed=True)
@@ -247,14 +244,14 @@ def build(b, g) -> None:
                  [T("histogram_quantile(0.99, sum by (le) (rate("
                     "scylla_storage_proxy_coordinator_write_latency_bucket[$__rate_interval])))"
                     " / 1e6", "coordinator p99", empty=g.NO_SCYLLA),
-                  T(quantile(0.99, dur), "client p99", empty=P12)])
+                  T(quantile(0.99, dur), "client p99")])
     b.timeseries("Client vs coordinator read p99",
                  "ScyllaDB's coordinator read latency p99 beside cqlpulse's service time p99.",
                  "s",
                  [T("histogram_quantile(0.99, sum by (le) (rate("
                     "scylla_storage_proxy_coordinator_read_latency_bucket[$__rate_interval])))"
                     " / 1e6", "coordinator p99", empty=g.NO_SCYLLA),
-                  T(quantile(0.99, dur), "client p99", empty=P12)])
+                  T(quantile(0.99, dur), "client p99")])
 
     # ------------------------------------------------------------ client
     b.section("Client health", collapsed=True)
