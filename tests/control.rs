@@ -78,7 +78,7 @@ async fn rate_concurrency_and_pause_change_a_running_load_and_bad_requests_chang
     assert_eq!(d.status()["target_rate"], 1500.0);
     let (_, m) = get(addr, "/metrics");
     assert!(
-        m.lines().any(|l| l == "cqlpulse_target_rate 1500"),
+        scraped(&m, "cqlpulse_target_rate") == Some(1500.0),
         "the gauge follows at once"
     );
     let took = until(
@@ -100,7 +100,7 @@ async fn rate_concurrency_and_pause_change_a_running_load_and_bad_requests_chang
     assert_eq!(code, 200);
     assert_eq!(d.status()["in_flight_limit"], 16);
     let (_, m) = get(addr, "/metrics");
-    assert!(m.lines().any(|l| l == "cqlpulse_in_flight_limit 16"));
+    assert_eq!(scraped(&m, "cqlpulse_in_flight_limit"), Some(16.0));
 
     // Pause and resume.
     assert_eq!(http(addr, "POST", "/control/pause", None, &auth()).0, 200);
@@ -375,9 +375,9 @@ async fn sighup_applies_hot_changes_and_refuses_bad_or_structural_ones() {
         (Some(800.0), Some(2))
     );
     let (_, m) = get(addr, "/metrics");
-    assert!(
-        m.lines()
-            .any(|l| l == "cqlpulse_config_reloads_total{result=\"rejected\"} 2"),
+    assert_eq!(
+        scraped(&m, "cqlpulse_config_reloads_total{result=\"rejected\"}"),
+        Some(2.0),
         "counted in metrics"
     );
     assert!(

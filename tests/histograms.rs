@@ -123,7 +123,7 @@ async fn dashboard_percentiles_match_the_summary_in_classic_and_native_mode() {
         "hist",
         &testtable_spec(
             &ks,
-            "model = \"chains\"\nchains = 16\nrate = 1500.0\nwarmup = \"5s\"\nduration = \"65s\"",
+            "model = \"chains\"\nchains = 32\nrate = 500.0\nwarmup = \"5s\"\nduration = \"65s\"",
         ),
     );
     let summary_path =

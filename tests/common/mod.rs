@@ -156,6 +156,16 @@ pub fn get(addr: &str, path: &str) -> (u16, String) {
 }
 
 /// Percent-encodes a query-string value.
+/// The value of the sample `series` (name and labels exactly as exposed) in a text scrape;
+/// compared as a number, since `1500` and `1500.0` are the same sample.
+pub fn scraped(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
