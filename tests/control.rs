@@ -9,8 +9,10 @@ use common::*;
 
 const TOKEN: &str = "test-token-0123";
 
+/// 32 chains: room for the rates these tests set even while a fresh node answers slowly (they
+/// test control, not the machine's capacity).
 fn spec_text(ks: &str, rate: f64, keyspace_for_schema: &str) -> String {
-    testtable_spec(ks, &format!("model = \"chains\"\nchains = 8\nmax_in_flight = 64\nrate = {rate:?}\ndrain_timeout = \"10s\""))
+    testtable_spec(ks, &format!("model = \"chains\"\nchains = 32\nmax_in_flight = 64\nrate = {rate:?}\ndrain_timeout = \"10s\""))
         .replace(&format!("keyspace = \"{ks}\""), &format!("keyspace = \"{keyspace_for_schema}\""))
 }
 

@@ -123,7 +123,7 @@ async fn dashboard_percentiles_match_the_summary_in_classic_and_native_mode() {
         "hist",
         &testtable_spec(
             &ks,
-            "model = \"chains\"\nchains = 32\nrate = 500.0\nwarmup = \"5s\"\nduration = \"65s\"",
+            "model = \"chains\"\nchains = 32\nrate = 500.0\nwarmup = \"15s\"\nduration = \"75s\"",
         ),
     );
     let summary_path =
@@ -141,7 +141,7 @@ async fn dashboard_percentiles_match_the_summary_in_classic_and_native_mode() {
     );
     d.wait_ready();
     let mut done_at = None;
-    wait_for(Duration::from_secs(100), "the run to finish", || {
+    wait_for(Duration::from_secs(120), "the run to finish", || {
         let phase = d.status()["phase"].as_str().map(str::to_string);
         if phase.as_deref() == Some("done") {
             done_at = Some(unix_now());
