@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/cassandra: what one node's files look like (cassandra.yaml, logback.xml,
 # JVM options) and the throwaway TLS material of `start --tls`. Reads the variables that
 # scripts/cassandra sets (NODES, TLS, MTLS, AUTH, PORT, STORAGE_PORT, HEAP, ...).
