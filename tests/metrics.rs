@@ -123,7 +123,10 @@ async fn prometheus_sees_what_the_summary_reports() {
     );
     assert!(max_in_flight >= 1.0);
 
-    // p99 from the buckets within one bucket of the summary's HDR p99.
+    // p99 from the buckets within two buckets (the default layout's are 15% wide) of the
+    // summary's HDR p99: Prometheus sees the run from its first scrape, about a second in, so
+    // it misses the cold first second that the summary includes. The exact comparison, after
+    // a warm-up and over the measured window, is tests/histograms.rs.
     let end = t0 + 22.0;
     let q = format!(
         "histogram_quantile(0.99, sum by (le) (increase(cqlpulse_request_duration_seconds_bucket{{outcome=\"ok\", {inst}}}[21s])))"
@@ -134,7 +137,7 @@ async fn prometheus_sees_what_the_summary_reports() {
     let bounds = &loaded.plan.metrics.buckets;
     let (a, b) = (bucket_of(bounds, prom_p99), bucket_of(bounds, summary_p99));
     assert!(
-        a.abs_diff(b) <= 1,
+        a.abs_diff(b) <= 2,
         "Prometheus p99 {prom_p99} s (bucket {a}) vs summary {summary_p99} s (bucket {b})"
     );
     drop_keyspace(&session().await, &ks).await;
