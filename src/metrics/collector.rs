@@ -105,9 +105,9 @@ impl SnapshotCollector {
         Ok(())
     }
 
-    /// One histogram: classic buckets (`+Inf` left implicit in protobuf, as client_golang
-    /// does), and the native buckets, which only the protobuf encoder writes.
-    fn histogram(&self, m: &mut MetricEncoder, labels: &Labels, b: &Buckets) -> fmt::Result {
+    /// The classic buckets of `b` as (upper bound, count): `+Inf` left implicit in protobuf, as
+    /// client_golang does.
+    fn classic(&self, b: &Buckets) -> Vec<(f64, u64)> {
         let bounds = &self.snapshot.bounds;
         let mut classic: Vec<(f64, u64)> = b
             .counts
@@ -118,6 +118,13 @@ impl SnapshotCollector {
         if self.format == Format::Protobuf {
             classic.pop();
         }
+        classic
+    }
+
+    /// One histogram: classic buckets (`+Inf` left implicit in protobuf, as client_golang
+    /// does), and the native buckets, which only the protobuf encoder writes.
+    fn histogram(&self, m: &mut MetricEncoder, labels: &Labels, b: &Buckets) -> fmt::Result {
+        let classic = self.classic(b);
         let (spans, deltas) = b.native.spans_and_deltas();
         let native = NativeHistogram {
             schema: NATIVE_SCHEMA,
@@ -150,16 +157,7 @@ impl SnapshotCollector {
         labels: &Labels,
         b: &Buckets,
     ) -> fmt::Result {
-        let bounds = &self.snapshot.bounds;
-        let mut classic: Vec<(f64, u64)> = b
-            .counts
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| (bounds.get(i).copied().unwrap_or(f64::INFINITY), c))
-            .collect();
-        if self.format == Format::Protobuf {
-            classic.pop();
-        }
+        let classic = self.classic(b);
         m.encode_family(&labels)?
             .encode_histogram(b.sum_seconds, b.count, &classic, NO_EXEMPLARS)
     }
