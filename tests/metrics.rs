@@ -90,17 +90,21 @@ async fn prometheus_sees_what_the_summary_reports() {
     let achieved = summary["total"]["ops_per_second"].as_f64().unwrap();
     let inst = format!("instance=\"{ADDR}\"");
 
-    // The rate over 15 s of the 20 s run: long enough that a stall of the loaded machine and
-    // the open-loop catch-up after it (both correct behaviour) average out, as in the summary.
-    let rate = promql_value(
+    // What Prometheus last saw of the request counter (scraped during the linger, after the
+    // final snapshot) is the summary's count. A rate over part of the run is no test of this:
+    // an open-loop run on a fresh node falls behind in its first second and catches up after,
+    // correctly, so a window that misses the start reads up to 12% high.
+    let total = summary["ok"].as_u64().unwrap() + summary["failed"].as_u64().unwrap();
+    assert!(total > 0 && achieved > 0.0, "{summary}");
+    let seen = promql_value(
         &prom,
-        &format!("sum(rate(cqlpulse_requests_total{{{inst}}}[15s]))"),
-        t0 + 18.0,
+        &format!("sum(max_over_time(cqlpulse_requests_total{{{inst}}}[60s]))"),
+        unix_now(),
     )
-    .expect("rate has data");
+    .expect("the request counter has data");
     assert!(
-        (rate - achieved).abs() / achieved < 0.10,
-        "Prometheus rate {rate:.1} vs summary {achieved:.1}"
+        (seen - total as f64).abs() <= total as f64 * 0.005,
+        "Prometheus saw {seen} requests, the summary counts {total}"
     );
 
     // In flight never above the limit, over every scrape of the run.
