@@ -64,8 +64,11 @@ async fn rate_concurrency_and_pause_change_a_running_load_and_bad_requests_chang
     let addr = "127.0.0.1:19466";
     let mut d = Daemon::start(&spec, addr, &[], &[("CQLPULSE_CONTROL_TOKEN", TOKEN)]);
     d.wait_ready();
-    until(&d, Duration::from_secs(10), "steady at 500/s", |s| {
-        near(s["achieved_rate"].as_f64().unwrap(), 500.0, 0.1)
+    // Steady means past the first seconds too: a fresh node answers slowly at first, and the
+    // open-loop schedule then catches up, which would read as a wrong rate below.
+    until(&d, Duration::from_secs(15), "steady at 500/s", |s| {
+        s["elapsed_seconds"].as_f64().unwrap() >= 5.0
+            && near(s["achieved_rate"].as_f64().unwrap(), 500.0, 0.1)
     });
 
     // The rate: target at once, achieved within 2 s.
@@ -73,21 +76,21 @@ async fn rate_concurrency_and_pause_change_a_running_load_and_bad_requests_chang
         addr,
         "PUT",
         "/control/rate",
-        Some(r#"{"rate": 1500}"#),
+        Some(r#"{"rate": 1000}"#),
         &auth(),
     );
     assert_eq!(code, 200, "{body}");
-    assert_eq!(d.status()["target_rate"], 1500.0);
+    assert_eq!(d.status()["target_rate"], 1000.0);
     let (_, m) = get(addr, "/metrics");
     assert!(
-        scraped(&m, "cqlpulse_target_rate") == Some(1500.0),
+        scraped(&m, "cqlpulse_target_rate") == Some(1000.0),
         "the gauge follows at once"
     );
     let took = until(
         &d,
         Duration::from_secs(2),
         "achieved follows the new rate",
-        |s| near(s["achieved_rate"].as_f64().unwrap(), 1500.0, 0.1),
+        |s| near(s["achieved_rate"].as_f64().unwrap(), 1000.0, 0.1),
     );
     eprintln!("achieved rate followed in {took:?}");
 
@@ -112,7 +115,7 @@ async fn rate_concurrency_and_pause_change_a_running_load_and_bad_requests_chang
     assert_eq!(d.status()["target_rate"], 0.0);
     assert_eq!(http(addr, "POST", "/control/resume", None, &auth()).0, 200);
     until(&d, Duration::from_secs(3), "resumed load returns", |s| {
-        near(s["achieved_rate"].as_f64().unwrap(), 1500.0, 0.1)
+        near(s["achieved_rate"].as_f64().unwrap(), 1000.0, 0.1)
     });
 
     // Bad requests: each refused with its status and a JSON error, none changes anything.

@@ -111,7 +111,9 @@ async fn three_shards_add_up_to_the_total_rate_in_prometheus() {
     let _serial = serial().await;
     let ks = keyspace("shards_rate");
     create_table(&ks).await;
-    let total = 3000.0;
+    // A rate three debug-build daemons and the node sustain on two cores: a shard that falls
+    // behind catches up later (open loop), which a 10 s window would read as a wrong sum.
+    let total = 1200.0;
     let spec = sharded_spec(
         &ks,
         &format!("model = \"chains\"\nchains = 16\nrate = {total:?}\nduration = \"20s\""),
