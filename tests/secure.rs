@@ -149,16 +149,19 @@ fn cqlpulse(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
 }
 
 /// `cqlpulse run`/`check` options that come before the global `--log-format`.
-fn run_args(spec: &Path) -> Vec<String> {
-    vec![
-        "run".into(),
-        spec.display().to_string(),
-        "--status-every".into(),
-        "0s".into(),
-        // Tests run in parallel: any free port, not the default 9464.
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-    ]
+/// `cqlpulse run SPEC` with no status lines, listening on any free port (tests run in
+/// parallel: not the default 9464).
+fn run(spec: &Path, env: &[(&str, &str)], limit: Duration) -> Output {
+    let spec = spec.display().to_string();
+    let args = [
+        "run",
+        &spec,
+        "--status-every",
+        "0s",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    cqlpulse(&args, env, limit)
 }
 
 fn text(out: &Output) -> (String, String) {
@@ -323,14 +326,7 @@ mod tls_auth {
                 ),
             );
             // connect_timeout is 3 s: well within 20 s unless something hangs.
-            let out = cqlpulse(
-                &run_args(&path)
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>(),
-                &[(USER_ENV, secret)],
-                Duration::from_secs(20),
-            );
+            let out = run(&path, &[(USER_ENV, secret)], Duration::from_secs(20));
             let line = assert_fails(&out, 1, &[&node.addr, &format!("`{who}`")]);
             let (o, e) = text_of(&out);
             assert!(
@@ -350,14 +346,7 @@ mod tls_auth {
             "plain-to-tls",
             &spec("unused", &node.addr, &cluster, "", "ops = 10"),
         );
-        let out = cqlpulse(
-            &run_args(&path)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            &[(USER_ENV, &password)],
-            Duration::from_secs(20),
-        );
+        let out = run(&path, &[(USER_ENV, &password)], Duration::from_secs(20));
         assert_fails(&out, 1, &[&node.addr, "plain text"]);
     }
 
@@ -377,14 +366,7 @@ mod tls_auth {
                 "ops = 10",
             ),
         );
-        let out = cqlpulse(
-            &run_args(&path)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            &[(USER_ENV, &password)],
-            Duration::from_secs(20),
-        );
+        let out = run(&path, &[(USER_ENV, &password)], Duration::from_secs(20));
         assert_fails(&out, 1, &[&node.addr, &other, "UnknownIssuer"]);
     }
 
@@ -403,14 +385,7 @@ mod tls_auth {
                 "ops = 10",
             ),
         );
-        let out = cqlpulse(
-            &run_args(&path)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            &[],
-            Duration::from_secs(20),
-        );
+        let out = run(&path, &[], Duration::from_secs(20));
         assert_fails(&out, 1, &[&plain, "over TLS"]);
     }
 
@@ -504,14 +479,7 @@ mod mtls {
                 "model = \"pipeline\"\nwindow = 16\nrate = 400\nops = 1000",
             ),
         );
-        let out = cqlpulse(
-            &run_args(&path)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            &[],
-            Duration::from_secs(120),
-        );
+        let out = run(&path, &[], Duration::from_secs(120));
         let (o, e) = text_of(&out);
         assert!(out.status.success(), "{o}\n{e}");
         let session = tls_session(&node, &ca, true, None).await;
@@ -532,14 +500,7 @@ mod mtls {
                 "ops = 10",
             ),
         );
-        let out = cqlpulse(
-            &run_args(&path)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            &[],
-            Duration::from_secs(20),
-        );
+        let out = run(&path, &[], Duration::from_secs(20));
         assert_fails(&out, 1, &[&node.addr, "over TLS"]);
     }
 
