@@ -67,6 +67,9 @@ pub struct SnapshotCollector {
 
 type Labels<'a> = [(&'a str, &'a str)];
 
+/// The label set of a series without labels.
+const NONE: &Labels = &[];
+
 /// A per-op counter: name, help, and how to read it from an op's snapshot.
 type PerOp = (&'static str, &'static str, fn(&OpSnapshot) -> u64);
 
@@ -274,7 +277,6 @@ impl SnapshotCollector {
     fn engine(&self, d: &mut DescriptorEncoder) -> fmt::Result {
         let (s, g) = (&*self.snapshot, &self.gauges);
         let flag = |b: bool| u64::from(b);
-        let none: &Labels = &[];
         let gauges: [(&str, &str, u64); 7] = [
             (
                 "cqlpulse_in_flight_requests",
@@ -313,19 +315,19 @@ impl SnapshotCollector {
             ),
         ];
         for (name, help, v) in gauges {
-            self.gauge(d, name, help, &[(none, v)])?;
+            self.gauge(d, name, help, &[(NONE, v)])?;
         }
         self.gauge(
             d,
             "cqlpulse_target_rate",
             "Operations per second the schedule asks for (0 = unthrottled or paused).",
-            &[(none, g.target_rate)],
+            &[(NONE, g.target_rate)],
         )?;
         self.counter(
             d,
             "cqlpulse_ops_issued_total",
             "Requests sent.",
-            &[(none, s.issued)],
+            &[(NONE, s.issued)],
         )?;
         self.counter(
             d,
@@ -375,7 +377,7 @@ impl SnapshotCollector {
             d,
             "cqlpulse_up",
             "1 while the run is connected and issuing (phase running).",
-            &[(none, flag(g.phase == Phase::Running))],
+            &[(NONE, flag(g.phase == Phase::Running))],
         )
     }
 
@@ -413,12 +415,11 @@ impl SnapshotCollector {
             "1 for the phase the run is in (starting, warmup, measuring, paused, draining, done), 0 for the others.",
             &samples,
         )?;
-        let none: &Labels = &[];
         self.gauge(
             d,
             "cqlpulse_shards",
             "Instances sharing the workload (shard.count).",
-            &[(none, u64::from(id.shard_count))],
+            &[(NONE, u64::from(id.shard_count))],
         )?;
         self.gauge(
             d,
@@ -483,22 +484,15 @@ impl SnapshotCollector {
                 .collect();
             self.gauge(d, name, help, &samples)?;
         }
-        let none: &Labels = &[];
-        self.counter(
-            d,
-            "cqlpulse_speculative_executions_total",
-            "Speculative executions started by the driver (0 unless cluster.speculative_execution is set).",
-            &[(none, self.snapshot.cluster.speculative_executions)],
-        )
+        self.counter(d, "cqlpulse_speculative_executions_total", "Speculative executions started by the driver (0 unless cluster.speculative_execution is set).", &[(NONE, self.snapshot.cluster.speculative_executions)])
     }
 
     fn process(&self, d: &mut DescriptorEncoder) -> fmt::Result {
-        let none: &Labels = &[];
         self.gauge(
             d,
             "process_start_time_seconds",
             "Start time of the process since the Unix epoch, in seconds.",
-            &[(none, self.info.start_time)],
+            &[(NONE, self.info.start_time)],
         )?;
         let Some(p) = &self.process else {
             return Ok(());
@@ -507,7 +501,7 @@ impl SnapshotCollector {
             d,
             "process_cpu_seconds_total",
             "Total user and system CPU time spent, in seconds.",
-            &[(none, p.cpu_seconds)],
+            &[(NONE, p.cpu_seconds)],
         )?;
         let gauges: [(&str, &str, u64); 4] = [
             (
@@ -532,19 +526,19 @@ impl SnapshotCollector {
             ),
         ];
         for (name, help, v) in gauges {
-            self.gauge(d, name, help, &[(none, v)])?;
+            self.gauge(d, name, help, &[(NONE, v)])?;
         }
         self.counter(
             d,
             "process_io_read_bytes_total",
             "Bytes read through system calls (files and sockets).",
-            &[(none, p.io_read_bytes)],
+            &[(NONE, p.io_read_bytes)],
         )?;
         self.counter(
             d,
             "process_io_write_bytes_total",
             "Bytes written through system calls (files and sockets).",
-            &[(none, p.io_write_bytes)],
+            &[(NONE, p.io_write_bytes)],
         )
     }
 }
