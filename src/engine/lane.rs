@@ -28,6 +28,8 @@ use crate::stats::{LaneReport, LaneStats, Report, Sample, bounds_ns};
 /// An op is late, and dropped under `on_backlog = "drop"`, when it could not be sent within
 /// this long after its intended time.
 pub const DROP_AFTER: Duration = Duration::from_millis(10);
+// An op held for its release alone is never late.
+const _: () = assert!(crate::plan::MAX_RELEASE_EVERY.as_nanos() <= DROP_AFTER.as_nanos());
 
 /// How often a lane hands its statistics to the aggregator: often enough that `/status`
 /// follows a rate change within a second or two.
@@ -186,6 +188,13 @@ impl<E: Executor> Lane<'_, E> {
         // When the next op is due, and the earliest deadline of the requests in flight.
         let mut due = Alarm::new();
         let mut deadlines = Alarm::new();
+        // Ops due by this instant may be sent. It moves on at most every `release_every`
+        // (`load.release_every`, 1 ms by default): sending each op the moment it fell due, at
+        // the wake-up of whatever response came in first, made every op a write and a wake-up
+        // of its own on the driver's connection; released together, the ops of a millisecond
+        // go out in one write. Each op keeps its intended time: the wait is schedule lag.
+        let mut released_until = Instant::now();
+        let release_every = shared.plan.load.release_every;
         // Sends a ticket's attempt (a new op, or a retry keeping its place in flight). A
         // macro: the executor's future type cannot be named in a helper's signature.
         macro_rules! send {
@@ -211,6 +220,10 @@ impl<E: Executor> Lane<'_, E> {
             if stopping && ends_at.is_none() {
                 break;
             }
+            let now = Instant::now();
+            if stopping || now >= released_until + release_every {
+                released_until = now;
+            }
             if !self.settings.paused() {
                 while !exhausted && self.may_send(in_flight.len()) {
                     let (k, intended) = match pending.take() {
@@ -225,9 +238,9 @@ impl<E: Executor> Lane<'_, E> {
                     };
                     let now = Instant::now();
                     if let Some(t) = intended {
-                        // Not due yet, or due when the run is over: held (sent if a change
-                        // of the schedule makes it due in time).
-                        if t > now || ends_at.is_some_and(|end| t >= end) {
+                        // Not released yet, or due when the run is over: held (sent if a
+                        // change of the schedule makes it due in time).
+                        if t > released_until || ends_at.is_some_and(|end| t >= end) {
                             pending = Some((k, intended));
                             break;
                         }
@@ -251,6 +264,7 @@ impl<E: Executor> Lane<'_, E> {
                 pending
                     .and_then(|(_, t)| t)
                     .filter(|&t| ends_at.is_none_or(|end| t < end))
+                    .map(|t| t.max(released_until + release_every))
                     .filter(|_| !self.settings.paused() && self.may_send(in_flight.len())),
             );
             // Biased, completions first: while requests keep finishing, the other branches

@@ -18,6 +18,8 @@ struct Fake {
     delay: Duration,
     hang: usize,
     started: Mutex<Vec<u64>>,
+    /// When each attempt started (the clock is tokio's, paused).
+    started_at: Mutex<Vec<tokio::time::Instant>>,
     seen: Mutex<Vec<u64>>,
     now: AtomicU32,
     peak: AtomicU32,
@@ -33,6 +35,7 @@ impl Fake {
             delay,
             hang,
             started: Mutex::new(Vec::new()),
+            started_at: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             now: AtomicU32::new(0),
             peak: AtomicU32::new(0),
@@ -45,6 +48,10 @@ impl Executor for Fake {
         let attempt = {
             let mut started = self.started.lock().unwrap();
             started.push(index);
+            self.started_at
+                .lock()
+                .unwrap()
+                .push(tokio::time::Instant::now());
             started.iter().filter(|&&i| i == index).count()
         };
         if attempt <= self.hang {
@@ -233,6 +240,35 @@ async fn an_open_loop_rate_paces_ops_from_an_absolute_start() {
     let lag = summary.schedule_lag.expect("lag is measured with a rate");
     assert!(lag.p99_ms <= 1.1, "timer granularity only: {lag:?}");
     assert!(summary.total.response_time.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn ops_due_within_a_release_go_out_together_each_with_its_own_lag() {
+    // 20 ops per millisecond for 20 ms. On the paused clock every wake-up falls on a timer
+    // tick, so sent one by one they leave at every tick; with `release_every` of 5 ms they
+    // leave in a bunch per 5 ms.
+    let sends = |release: &str| {
+        let plan = plan_of(&format!(
+            "model = \"chains\"\nchains = 128\nops = 400\nrate = 20000.0\nrelease_every = \"{release}\""
+        ));
+        async move {
+            let fake = Fake::new(Duration::from_micros(300));
+            let (summary, _) = run_timed(plan, fake.clone()).await;
+            let mut at = fake.started_at.lock().unwrap().clone();
+            at.dedup();
+            (summary, at.len())
+        }
+    };
+    let (together, bunches) = sends("5ms").await;
+    let (alone, instants) = sends("0s").await;
+    assert_eq!((together.sent, alone.sent), (400, 400));
+    assert!((4..=6).contains(&bunches), "{bunches} send instants");
+    assert!(instants >= 19, "{instants} send instants without releases");
+    // Each op is still measured from its own intended time: the wait shows as lag, within a
+    // release and a timer tick.
+    let lag = together.schedule_lag.unwrap();
+    assert!(lag.p50_ms >= 1.0 && lag.max_ms <= 6.1, "{lag:?}");
+    assert!(alone.schedule_lag.unwrap().max_ms <= 1.1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,6 +7,10 @@ use super::shard::{self, IndexMap, ShardEnv};
 use super::*;
 use crate::spec::{LoadSpec, ShardIndex, Spec};
 
+/// The longest `load.release_every`: an op held longer could count as late (and be dropped
+/// under `on_backlog = "drop"`) for the release alone.
+pub const MAX_RELEASE_EVERY: Duration = Duration::from_millis(10);
+
 pub(super) fn shard_plan(
     spec: &Spec,
     shard_env: &ShardEnv,
@@ -155,6 +159,16 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<Loa
             format!("{} is not shorter than load.duration", l.warmup),
         ));
     }
+    if l.release_every.0 > MAX_RELEASE_EVERY {
+        return Err(err(
+            "load.release_every",
+            format!(
+                "{} is longer than {}: ops would wait past the point where they count as late",
+                l.release_every,
+                humantime::format_duration(MAX_RELEASE_EVERY)
+            ),
+        ));
+    }
     let a = &l.abort;
     let error_ratio = match (a.error_ratio, a.error_window) {
         (None, None) => None,
@@ -187,6 +201,7 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<Loa
         on_backlog: l.on_backlog,
         end,
         warmup: l.warmup.0,
+        release_every: l.release_every.0,
         lanes: l.lanes,
         drain_timeout: l.drain_timeout.0,
         abort: AbortPlan {

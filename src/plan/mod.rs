@@ -21,6 +21,7 @@ use scylla::statement::{Consistency, SerialConsistency};
 use crate::data::Generator;
 use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Spec, SpecError};
 pub use build::build;
+pub use load::MAX_RELEASE_EVERY;
 pub use ops::OpKind;
 pub use shard::{IndexMap, ShardEnv};
 
@@ -177,6 +178,8 @@ pub struct LoadPlan {
     pub on_backlog: OnBacklog,
     pub end: End,
     pub warmup: Duration,
+    /// Ops that fall due wait for the next release, at most this long (see `engine::lane`).
+    pub release_every: Duration,
     /// Number of lanes for the models that multiplex (all but `sync`); 0 = runtime threads.
     pub lanes: u32,
     pub drain_timeout: Duration,

@@ -200,6 +200,10 @@ fn malformed_specs_are_refused_with_field_and_reason() {
             "load.warmup: 5s is not shorter",
         ),
         (
+            with("[load]\nrelease_every = \"20ms\""),
+            "load.release_every: 20ms is longer than 10ms",
+        ),
+        (
             with("[load]\nrate = 10.0\nstages = [{ duration = \"1s\", rate = 5.0 }]"),
             "load.stages: set either load.rate or load.stages",
         ),

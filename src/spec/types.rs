@@ -369,6 +369,8 @@ pub struct LoadSpec {
     pub duration: Option<Dur>,
     pub ops: Option<u64>,
     pub warmup: Dur,
+    /// Ops that fall due are sent together at most this often (0 = each the moment it is due).
+    pub release_every: Dur,
     /// Tasks that issue requests; 0 = one per runtime worker thread.
     pub lanes: u32,
     pub drain_timeout: Dur,
@@ -390,6 +392,7 @@ impl Default for LoadSpec {
             duration: None,
             ops: None,
             warmup: Dur(Duration::ZERO),
+            release_every: Dur(Duration::from_millis(1)),
             lanes: 0,
             drain_timeout: Dur(Duration::from_secs(10)),
             abort: AbortSpec::default(),
