@@ -4,16 +4,19 @@
 //! what any load generator on this driver pays at least per request.
 //!
 //!   cargo run --release --example driver_loop -- --ops 1000000 [--concurrency 128]
-//!       [--idiom buffered|spawn] [--node 127.0.0.1:9042]
+//!       [--idiom buffered|spawn] [--timeout driver|none] [--node 127.0.0.1:9042]
 //!
 //! `buffered` keeps the requests in one task (`buffer_unordered`), `spawn` is the driver's own
 //! example of bounded parallelism (a semaphore and a task per request). Both on one runtime
-//! worker thread and mimalloc, as `cqlpulse --threads 1`. Prints one line of JSON.
+//! worker thread and mimalloc, as `cqlpulse --threads 1`. `--timeout none` runs the insert
+//! without the driver's per-request timeout (a timer per request), as cqlpulse does (its lanes
+//! keep the deadlines). Prints one line of JSON.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
 
@@ -24,6 +27,7 @@ struct Args {
     ops: u64,
     concurrency: usize,
     spawn: bool,
+    timeout: bool,
     node: String,
 }
 
@@ -32,6 +36,7 @@ fn args() -> Result<Args, String> {
         ops: 1_000_000,
         concurrency: 128,
         spawn: false,
+        timeout: true,
         node: "127.0.0.1:9042".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -46,6 +51,13 @@ fn args() -> Result<Args, String> {
                     "spawn" => true,
                     "buffered" => false,
                     _ => return Err(format!("--idiom {value}: buffered or spawn")),
+                }
+            }
+            "--timeout" => {
+                a.timeout = match value.as_str() {
+                    "driver" => true,
+                    "none" => false,
+                    _ => return Err(format!("--timeout {value}: driver or none")),
                 }
             }
             "--node" => a.node = value,
@@ -93,6 +105,13 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         .prepare("INSERT INTO cqlpulse_floor.kv (id, v) VALUES (?, ?)")
         .await?;
     insert.set_consistency(Consistency::One);
+    if !a.timeout {
+        let profile = ExecutionProfile::builder()
+            .consistency(Consistency::One)
+            .request_timeout(None)
+            .build();
+        insert.set_execution_profile_handle(Some(profile.into_handle()));
+    }
     let blob = vec![0x5au8; 100];
 
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
@@ -133,9 +152,10 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let (cpu, secs) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     println!(
-        "{{\"idiom\": \"{}\", \"ops\": {}, \"failed\": {failed}, \"seconds\": {secs:.3}, \
+        "{{\"idiom\": \"{}\", \"timeout\": {}, \"ops\": {}, \"failed\": {failed}, \"seconds\": {secs:.3}, \
          \"ops_per_second\": {:.0}, \"cpu_us_per_op\": {:.2}}}",
         if a.spawn { "spawn" } else { "buffered" },
+        a.timeout,
         a.ops,
         a.ops as f64 / secs,
         cpu * 1e6 / a.ops as f64

@@ -1,5 +1,6 @@
 //! Against a real three-node Cassandra cluster (`scripts/cassandra start --nodes 3`): the
-//! per-node views with token-aware routing, and a soak that survives a rolling restart.
+//! per-node views with token-aware routing (and the dashboard's queries over them), and a soak
+//! that survives a rolling restart.
 //!
 //! The nodes' addresses come from `CQLPULSE_TEST_CLUSTER` (comma-separated, port 9042; default
 //! `127.0.0.1,127.0.0.2,127.0.0.3`); node N of `scripts/cassandra stop-node N` is the Nth.
@@ -229,6 +230,33 @@ async fn every_node_coordinates_a_share_with_token_aware_routing() {
                 .iter()
                 .all(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() > 0.0)
     });
+
+    // The dashboard's own queries against this three-node run: every one returns data, and
+    // each panel of the Nodes row has a series for every node.
+    wait_for(Duration::from_secs(90), "20 scrapes of this run", || {
+        let q = format!("count_over_time(cqlpulse_node_up{{instance=\"{ADDR}\"}}[20s])");
+        promql(&prom, &q, unix_now())
+            .iter()
+            .filter(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap() >= 20.0)
+            .count()
+            >= 3
+    });
+    check_dashboard_data(&prom, "15s");
+    let panels = dashboard_queries("node", "15s");
+    assert!(panels.len() >= 4, "the Nodes row's panels: {panels:?}");
+    let t = unix_now();
+    for (title, expr) in &panels {
+        let seen: Vec<String> = promql(&prom, expr, t)
+            .iter()
+            .filter_map(|s| s["metric"]["node"].as_str().map(str::to_string))
+            .collect();
+        for n in &nodes {
+            assert!(
+                seen.contains(n),
+                "panel {title:?} has no series for {n}: {seen:?}"
+            );
+        }
+    }
     d.signal("TERM");
     assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
     drop_test_keyspace(&nodes, &ks).await;

@@ -24,29 +24,7 @@ async fn every_dashboard_query_returns_data_from_a_live_run() {
         let q = "count_over_time(cqlpulse_requests_total{instance=\"127.0.0.1:19464\",op=\"insert\",outcome=\"ok\"}[20s])";
         promql_value(&prom, q, unix_now()).is_some_and(|n| n >= 20.0)
     });
-    let out = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/check-dashboard-data"
-    ))
-    .arg(format!("http://{prom}"))
-    .args(["--window", "15s"])
-    .output()
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "dashboard queries without data (see above)"
-    );
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("dashboard-data:"))
-        .unwrap();
-    assert!(
-        last.ends_with(" 0 failed") && !last.contains(": 0 passed"),
-        "{last}"
-    );
+    check_dashboard_data(&prom, "15s");
     d.signal("TERM");
     assert_eq!(d.wait(Duration::from_secs(15)), Some(0));
     drop_keyspace(&session().await, &ks).await;

@@ -211,6 +211,61 @@ pub fn promql_value(addr: &str, query: &str, time: f64) -> Option<f64> {
         .map(|s| s["value"][1].as_str().unwrap().parse().unwrap())
 }
 
+/// Runs `scripts/check-dashboard-data` against the Prometheus at `prom` over `window`: every
+/// query of the shipped dashboards must return data (or be allow-listed). Fails the test
+/// otherwise, with the script's report.
+pub fn check_dashboard_data(prom: &str, window: &str) {
+    let out = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/check-dashboard-data"
+    ))
+    .arg(format!("http://{prom}"))
+    .args(["--window", window])
+    .output()
+    .expect("scripts/check-dashboard-data runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dashboard queries without data (see above)"
+    );
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("dashboard-data:"))
+        .expect("the script's last line");
+    assert!(
+        last.ends_with(" 0 failed") && !last.contains(": 0 passed"),
+        "{last}"
+    );
+}
+
+/// The panel queries of the shipped dashboards whose title contains `word` (case-insensitive),
+/// as `(title, PromQL)` with the variables substituted for `window`.
+pub fn dashboard_queries(word: &str, window: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/check-dashboard-data"
+    ))
+    .args(["--list", "--window", window])
+    .output()
+    .expect("scripts/check-dashboard-data --list runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut queries = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some((_, title)) = line.split_once("[panel] ") else {
+            continue;
+        };
+        let expr = lines.next().unwrap_or_default().trim().to_string();
+        if title.to_lowercase().contains(&word.to_lowercase()) {
+            queries.push((title.to_string(), expr));
+        }
+    }
+    queries
+}
+
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
