@@ -126,6 +126,13 @@ impl SpecArgs {
         if let Some(n) = self.shard_count {
             add("--shard-count", "shard.count", n.to_string());
         }
+        // `--duration` and `--ops` each say when the run ends: one given alone replaces the
+        // other from the file or the environment (both given is the spec's error).
+        match (&self.duration, self.ops) {
+            (Some(_), None) => out.push(Override::remove("--duration", "load.ops")),
+            (None, Some(_)) => out.push(Override::remove("--ops", "load.duration")),
+            _ => {}
+        }
         for s in &self.set {
             let (key, value) = s
                 .split_once('=')
@@ -196,4 +203,48 @@ pub struct CompareArgs {
     /// Also write the comparison to this file (in --format).
     #[arg(long)]
     pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{self, Source};
+
+    /// The spec that `text` gives with the command line `args` (after the subcommand).
+    fn spec_with(text: &str, args: &[&str]) -> Result<spec::Spec, String> {
+        #[derive(Parser)]
+        struct Line {
+            #[command(flatten)]
+            spec: SpecArgs,
+        }
+        let words = ["cqlpulse", "test.toml"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let line = Line::try_parse_from(words).map_err(|e| e.to_string())?;
+        let source = Source {
+            path: "test.toml".into(),
+            text: text.into(),
+        };
+        spec::parse(&source, &line.spec.overrides()?).map_err(|e| e.to_string())
+    }
+
+    const SPEC: &str = "[[ops]]\nname = \"a\"\ncql = \"SELECT now() FROM system.local\"\n";
+
+    #[test]
+    fn ops_or_duration_on_the_command_line_replaces_the_other_from_the_file() {
+        let s = spec_with(
+            &format!("{SPEC}[load]\nduration = \"30s\"\n"),
+            &["--ops", "100"],
+        )
+        .unwrap();
+        assert_eq!((s.load.ops, s.load.duration.is_none()), (Some(100), true));
+        let s = spec_with(&format!("{SPEC}[load]\nops = 100\n"), &["--duration", "5s"]).unwrap();
+        assert_eq!((s.load.ops, s.load.duration.is_some()), (None, true));
+        // Both on the command line: both stay, and the plan refuses them together.
+        let s = spec_with(SPEC, &["--ops", "100", "--duration", "5s"]).unwrap();
+        assert_eq!((s.load.ops, s.load.duration.is_some()), (Some(100), true));
+        // Neither: the file's own choice stands.
+        let s = spec_with(&format!("{SPEC}[load]\nduration = \"30s\"\n"), &[]).unwrap();
+        assert_eq!((s.load.ops, s.load.duration.is_some()), (None, true));
+    }
 }

@@ -9,12 +9,13 @@ use super::SpecError;
 /// Environment variables with this prefix override spec keys; `__` separates the levels.
 pub const ENV_PREFIX: &str = "CQLPULSE__";
 
-/// One override: a key path, its new value and where it came from (for error messages).
+/// One override: a key path, its new value (`None`: the key is removed) and where it came from
+/// (for error messages).
 #[derive(Debug, Clone)]
 pub struct Override {
     pub origin: String,
     pub path: Vec<String>,
-    pub value: Value,
+    pub value: Option<Value>,
 }
 
 impl Override {
@@ -28,7 +29,16 @@ impl Override {
         Override {
             origin: origin.into(),
             path: dotted.split('.').map(str::to_string).collect(),
-            value,
+            value: Some(value),
+        }
+    }
+
+    /// An override that removes `dotted` from the spec (nothing to do if it is not there).
+    pub fn remove(origin: impl Into<String>, dotted: &str) -> Override {
+        Override {
+            origin: origin.into(),
+            path: dotted.split('.').map(str::to_string).collect(),
+            value: None,
         }
     }
 
@@ -50,7 +60,13 @@ impl Override {
 
     pub(super) fn apply(&self, root: &mut Table) -> Result<(), SpecError> {
         let mut value = Value::Table(std::mem::take(root));
-        let result = set(&mut value, &self.path, &self.value);
+        let result = match &self.value {
+            Some(new) => set(&mut value, &self.path, new),
+            None => {
+                remove(&mut value, &self.path);
+                Ok(())
+            }
+        };
         if let Value::Table(t) = value {
             *root = t;
         }
@@ -84,6 +100,23 @@ fn set(value: &mut Value, path: &[String], new: &Value) -> Result<(), String> {
         _ => return Err(format!("`{part}` is under a key that is not a table")),
     };
     set(child, rest, new)
+}
+
+/// Removes `path` under `value`, if it is there.
+fn remove(value: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut table = value;
+    for part in parents {
+        let Some(child) = table.as_table_mut().and_then(|t| t.get_mut(part)) else {
+            return;
+        };
+        table = child;
+    }
+    if let Some(t) = table.as_table_mut() {
+        t.remove(last);
+    }
 }
 
 /// Overrides from environment variables named `CQLPULSE__SECTION__KEY`.
@@ -122,14 +155,14 @@ mod tests {
         let o = env_overrides(vars.into_iter());
         assert_eq!(o.len(), 3);
         let rate = o.iter().find(|o| o.dotted_key() == "load.rate").unwrap();
-        assert_eq!(rate.value, Value::Integer(5000));
+        assert_eq!(rate.value, Some(Value::Integer(5000)));
         let cp = o
             .iter()
             .find(|o| o.dotted_key() == "cluster.contact_points")
             .unwrap();
-        assert!(matches!(cp.value, Value::Array(_)));
+        assert!(matches!(cp.value, Some(Value::Array(_))));
         let idx = o.iter().find(|o| o.dotted_key() == "shard.index").unwrap();
-        assert_eq!(idx.value, Value::String("auto".into()));
+        assert_eq!(idx.value, Some(Value::String("auto".into())));
     }
 
     #[test]
@@ -145,5 +178,20 @@ mod tests {
             .apply(&mut t)
             .unwrap_err();
         assert!(err.to_string().contains("past the end"), "{err}");
+    }
+
+    #[test]
+    fn remove_takes_a_key_out_and_ignores_a_missing_one() {
+        let mut t: Table = toml::from_str("[load]\nduration = \"30s\"\nrate = 5\n").unwrap();
+        Override::remove("x", "load.duration")
+            .apply(&mut t)
+            .unwrap();
+        Override::remove("x", "load.ops").apply(&mut t).unwrap();
+        Override::remove("x", "nowhere.at_all")
+            .apply(&mut t)
+            .unwrap();
+        assert!(t["load"].get("duration").is_none(), "{t}");
+        assert_eq!(t["load"]["rate"].as_integer(), Some(5));
+        assert!(t.get("nowhere").is_none(), "{t}");
     }
 }
