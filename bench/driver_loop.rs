@@ -106,10 +106,8 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     insert.set_consistency(Consistency::One);
     if !a.timeout {
-        let profile = ExecutionProfile::builder()
-            .consistency(Consistency::One)
-            .request_timeout(None)
-            .build();
+        // The statement's own consistency (ONE, above) wins over the profile's.
+        let profile = ExecutionProfile::builder().request_timeout(None).build();
         insert.set_execution_profile_handle(Some(profile.into_handle()));
     }
     let blob = vec![0x5au8; 100];

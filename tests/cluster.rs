@@ -242,11 +242,14 @@ async fn every_node_coordinates_a_share_with_token_aware_routing() {
             >= 3
     });
     check_dashboard_data(&prom, "15s");
-    let panels = dashboard_queries("node", "15s");
+    let panels: Vec<(String, String)> = dashboard_exprs()
+        .into_iter()
+        .filter(|(title, _)| title.to_lowercase().contains("node"))
+        .collect();
     assert!(panels.len() >= 4, "the Nodes row's panels: {panels:?}");
     let t = unix_now();
     for (title, expr) in &panels {
-        let seen: Vec<String> = promql(&prom, expr, t)
+        let seen: Vec<String> = promql(&prom, &substitute(expr, "15s", ADDR), t)
             .iter()
             .filter_map(|s| s["metric"]["node"].as_str().map(str::to_string))
             .collect();

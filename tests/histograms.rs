@@ -40,64 +40,6 @@ fn native_prometheus_addr() -> String {
     addr
 }
 
-/// Every expression of the dashboard (`CQLPULSE_TEST_DASHBOARD` overrides the path).
-fn dashboard_exprs() -> Vec<String> {
-    let path = std::env::var("CQLPULSE_TEST_DASHBOARD").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/grafana/dashboards/cqlpulse.json"
-        )
-        .into()
-    });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let mut out = Vec::new();
-    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                if let Some(serde_json::Value::String(e)) = m.get("expr") {
-                    out.push(e.clone());
-                }
-                m.values().for_each(|v| walk(v, out));
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    walk(&json, &mut out);
-    out
-}
-
-/// Grafana's variables as `deploy/checks/dashboards.py` substitutes them: interval variables
-/// become `window`, `$instance` this run's instance, every other variable `.*`.
-fn substitute(expr: &str, window: &str) -> String {
-    let mut out = String::new();
-    let mut rest = expr;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, len) = if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}').unwrap_or(inner.len());
-            let name = inner[..end].split(':').next().unwrap_or("");
-            (name, end + 2)
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        out.push_str(match name {
-            "__rate_interval" | "__interval" | "__range" => window,
-            "instance" => ADDR,
-            "" => "$",
-            _ => ".*",
-        });
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// The dashboard's query for quantile `q` of `metric` (the whole-run panel: no `by (op`),
 /// or the dual-mode form of the contract when the dashboard has none.
 fn query(exprs: &[String], metric: &str, q: &str) -> (String, bool) {
@@ -180,7 +122,7 @@ async fn dashboard_percentiles_match_the_summary_in_classic_and_native_mode() {
     // increase from its first scrape (zero, or the odd op of the 1 op/s opening) to its last.
     let window = format!("{}s", (at - spawned_at).ceil() as u64 + 1);
 
-    let exprs = dashboard_exprs();
+    let exprs: Vec<String> = dashboard_exprs().into_iter().map(|(_, e)| e).collect();
     let mut table = Vec::new();
     let mut failures = Vec::new();
     for (metric, key) in [
@@ -190,7 +132,7 @@ async fn dashboard_percentiles_match_the_summary_in_classic_and_native_mode() {
         for (q, field) in [("0.5", "p50_ms"), ("0.99", "p99_ms"), ("0.999", "p999_ms")] {
             let exact = summary["total"][key][field].as_f64().unwrap() / 1e3;
             let (expr, from_dashboard) = query(&exprs, metric, q);
-            let promql = substitute(&expr, &window);
+            let promql = substitute(&expr, &window, ADDR);
             for (mode, prom, limit) in [("classic", &classic, 0.05), ("native", &native, 0.02)] {
                 let got = promql_value(prom, &promql, at);
                 let err = got.map(|g| (g - exact).abs() / exact);

@@ -240,30 +240,64 @@ pub fn check_dashboard_data(prom: &str, window: &str) {
     );
 }
 
-/// The panel queries of the shipped dashboards whose title contains `word` (case-insensitive),
-/// as `(title, PromQL)` with the variables substituted for `window`.
-pub fn dashboard_queries(word: &str, window: &str) -> Vec<(String, String)> {
-    let out = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/check-dashboard-data"
-    ))
-    .args(["--list", "--window", window])
-    .output()
-    .expect("scripts/check-dashboard-data --list runs");
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut queries = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let Some((_, title)) = line.split_once("[panel] ") else {
-            continue;
-        };
-        let expr = lines.next().unwrap_or_default().trim().to_string();
-        if title.to_lowercase().contains(&word.to_lowercase()) {
-            queries.push((title.to_string(), expr));
+/// Every PromQL expression of the shipped dashboard, with the title of the panel it belongs to
+/// (the dashboard's own title for annotations); `CQLPULSE_TEST_DASHBOARD` overrides the path.
+pub fn dashboard_exprs() -> Vec<(String, String)> {
+    let path = std::env::var("CQLPULSE_TEST_DASHBOARD").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/grafana/dashboards/cqlpulse.json"
+        )
+        .into()
+    });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    fn walk(v: &serde_json::Value, title: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let title = m.get("title").and_then(|t| t.as_str()).unwrap_or(title);
+                if let Some(serde_json::Value::String(e)) = m.get("expr") {
+                    out.push((title.to_string(), e.clone()));
+                }
+                m.values().for_each(|v| walk(v, title, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, title, out)),
+            _ => {}
         }
     }
-    queries
+    let mut out = Vec::new();
+    walk(&json, "", &mut out);
+    out
+}
+
+/// Grafana's variables as `deploy/checks/dashboards.py` substitutes them: interval variables
+/// become `window`, `$instance` the run's `instance`, every other variable `.*`.
+pub fn substitute(expr: &str, window: &str, instance: &str) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}').unwrap_or(inner.len());
+            let name = inner[..end].split(':').next().unwrap_or("");
+            (name, end + 2)
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        out.push_str(match name {
+            "__rate_interval" | "__interval" | "__range" => window,
+            "instance" => instance,
+            "" => "$",
+            _ => ".*",
+        });
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 pub fn unix_now() -> f64 {
