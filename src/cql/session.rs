@@ -81,7 +81,7 @@ pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Sessi
     builder.build().await.map_err(|e| {
         let reason = one_line(&e.to_string());
         ConnectError {
-            refused: is_refusal(&reason),
+            refused: is_refusal(&reason, cluster.tls.is_some()),
             message: format!("{}: {reason}", connect_target(cluster)),
         }
     })
@@ -99,8 +99,11 @@ pub struct ConnectError {
 /// The driver's errors carry no kind for these, only text (its own, the server's, rustls'):
 /// a wrong password or unknown role, a certificate the CA did not sign, TLS against a
 /// plain-text port (a corrupt record), a node that requires a client certificate, and plain
-/// text against a TLS-only port (the node resets the connection at the first request).
-fn is_refusal(reason: &str) -> bool {
+/// text against a TLS-only port (the node resets the connection at the first request). Over
+/// TLS, a node that requires a client certificate closes the connection right after the
+/// handshake: the driver reports the alert, or only the connection dropped under its first
+/// request, depending on which it notices first.
+fn is_refusal(reason: &str, tls: bool) -> bool {
     const MARKS: &[&str] = &[
         "Authentication failed",
         "bad credentials",
@@ -111,9 +114,12 @@ fn is_refusal(reason: &str) -> bool {
         "peer is incompatible",
         "peer misbehaved",
     ];
+    let broken_at_first_request = reason.contains("Request: OPTIONS, reason: Connection broken");
     MARKS.iter().any(|m| reason.contains(m))
-        || (reason.contains("Request: OPTIONS, reason: Connection broken")
-            && reason.contains("Connection reset by peer"))
+        || (broken_at_first_request && reason.contains("Connection reset by peer"))
+        || (tls
+            && broken_at_first_request
+            && reason.contains("other half of the channel has been dropped"))
 }
 
 /// Who we tried to reach, and how, for the one line a failed connection prints: the nodes,
@@ -232,4 +238,31 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
         ops.push(PreparedOp { statement, batch });
     }
     Ok(Prepared { ops })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_refusal;
+
+    /// The driver's own text for a connection dropped under its first request (seen from a
+    /// mutual-TLS node reached without a client certificate).
+    const DROPPED: &str = "Failed to perform initial cluster metadata fetch: Control connection \
+        pool error: The pool is broken; Last connection failed with: Failed to perform a \
+        connection setup request. Request: OPTIONS, reason: Connection broken, reason: Failed \
+        to send/receive data needed to perform a request via tokio channel. It implies that \
+        other half of the channel has been dropped.";
+
+    #[test]
+    fn a_connection_dropped_at_the_first_request_is_a_refusal_over_tls_only() {
+        assert!(is_refusal(DROPPED, true));
+        assert!(
+            !is_refusal(DROPPED, false),
+            "a plain node may still be starting"
+        );
+        assert!(!is_refusal("Connection refused (os error 111)", true));
+        assert!(is_refusal(
+            "received fatal alert: CertificateRequired",
+            true
+        ));
+    }
 }
