@@ -1,32 +1,53 @@
 //! The floor of `scripts/bench`: a bare `scylla` driver loop sending the insert of
 //! `config/bench-fixed.toml` (bigint, 100-byte blob, consistency ONE) as fast as the node takes
-//! it, with at most `--concurrency` requests in flight. No schedule, no statistics, no metrics:
-//! what any load generator on this driver pays at least per request.
+//! it, with `--concurrency` requests in flight. No schedule, no statistics, no metrics: what any
+//! load generator on this driver pays at least per request.
 //!
 //!   cargo run --release --example driver_loop -- --ops 1000000 [--concurrency 128]
-//!       [--idiom buffered|spawn] [--timeout driver|none] [--node 127.0.0.1:9042]
+//!       [--idiom tasks|buffered|spawn] [--runtime current|multi] [--timeout none|driver]
+//!       [--node 127.0.0.1:9042]
 //!
-//! `buffered` keeps the requests in one task (`buffer_unordered`), `spawn` is the driver's own
-//! example of bounded parallelism (a semaphore and a task per request). Both on one runtime
-//! worker thread and mimalloc, as `cqlpulse --threads 1`. `--timeout none` runs the insert
-//! without the driver's per-request timeout (a timer per request), as cqlpulse does (its lanes
-//! keep the deadlines). Prints one line of JSON.
+//! The default is the cheapest idiom we know, and so the floor: a current-thread runtime,
+//! `--concurrency` tasks each looping over its share of the keys with one request outstanding,
+//! a prepared statement, no driver timeout. The others are kept to show what they cost:
+//! - `buffered` keeps every request in one task (`buffer_unordered`): each completion wakes the
+//!   one task, which then polls its whole set of futures (`FuturesUnordered` is cheap, but the
+//!   stream also re-polls the source and rebalances its ready queue).
+//! - `spawn` is the driver's own example of bounded parallelism: a semaphore and a new task per
+//!   request, so one task allocation and one semaphore round per request.
+//! - `--runtime multi` (one worker thread, as `cqlpulse --threads 1`) runs `block_on` on the
+//!   main thread and the driver's connection tasks on the worker: every response crosses
+//!   threads (a futex wake-up), unless all request tasks are spawned onto the worker.
+//! - `--timeout driver` arms the driver's per-request timer (a timer-wheel entry per request);
+//!   cqlpulse keeps its deadlines in the lanes instead.
+//!
+//! Prints one line of JSON.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
 use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Consistency;
+use scylla::statement::prepared::PreparedStatement;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[derive(Clone, Copy, PartialEq)]
+enum Idiom {
+    Tasks,
+    Buffered,
+    Spawn,
+}
+
 struct Args {
     ops: u64,
     concurrency: usize,
-    spawn: bool,
+    idiom: Idiom,
+    current_thread: bool,
     timeout: bool,
     node: String,
 }
@@ -35,8 +56,9 @@ fn args() -> Result<Args, String> {
     let mut a = Args {
         ops: 1_000_000,
         concurrency: 128,
-        spawn: false,
-        timeout: true,
+        idiom: Idiom::Tasks,
+        current_thread: true,
+        timeout: false,
         node: "127.0.0.1:9042".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -47,10 +69,18 @@ fn args() -> Result<Args, String> {
             "--ops" => a.ops = value.parse().map_err(bad)?,
             "--concurrency" => a.concurrency = value.parse().map_err(bad)?,
             "--idiom" => {
-                a.spawn = match value.as_str() {
-                    "spawn" => true,
-                    "buffered" => false,
-                    _ => return Err(format!("--idiom {value}: buffered or spawn")),
+                a.idiom = match value.as_str() {
+                    "tasks" => Idiom::Tasks,
+                    "buffered" => Idiom::Buffered,
+                    "spawn" => Idiom::Spawn,
+                    _ => return Err(format!("--idiom {value}: tasks, buffered or spawn")),
+                }
+            }
+            "--runtime" => {
+                a.current_thread = match value.as_str() {
+                    "current" => true,
+                    "multi" => false,
+                    _ => return Err(format!("--runtime {value}: current or multi")),
                 }
             }
             "--timeout" => {
@@ -112,53 +142,108 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let blob = vec![0x5au8; 100];
 
+    let session = Arc::new(session);
+    let insert = Arc::new(insert);
+    let blob: Arc<[u8]> = blob.into();
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
-    let mut failed = 0u64;
-    if a.spawn {
-        let session = Arc::new(session);
-        let insert = Arc::new(insert);
-        let blob = Arc::new(blob);
-        let permits = Arc::new(tokio::sync::Semaphore::new(a.concurrency));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
-        for i in 0..a.ops {
-            let permit = permits.clone().acquire_owned().await?;
-            let (session, insert, blob, tx) =
-                (session.clone(), insert.clone(), blob.clone(), tx.clone());
-            tokio::spawn(async move {
-                let ok = session
-                    .execute_unpaged(&insert, (i as i64, blob.as_slice()))
-                    .await
-                    .is_ok();
-                if !ok {
-                    let _ = tx.send(false);
-                }
-                drop(permit);
-            });
-        }
-        drop(tx);
-        let _all = permits.acquire_many(a.concurrency as u32).await?;
-        while let Ok(ok) = rx.try_recv() {
-            failed += u64::from(!ok);
-        }
-    } else {
-        let mut done = futures::stream::iter(0..a.ops)
-            .map(|i| session.execute_unpaged(&insert, (i as i64, blob.as_slice())))
-            .buffer_unordered(a.concurrency);
-        while let Some(r) = done.next().await {
-            failed += u64::from(r.is_err());
-        }
-    }
+    let failed = match a.idiom {
+        Idiom::Tasks => tasks(&a, session, insert, blob).await?,
+        Idiom::Buffered => buffered(&a, &session, &insert, &blob).await,
+        Idiom::Spawn => spawned(&a, session, insert, blob).await?,
+    };
     let (cpu, secs) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     println!(
-        "{{\"idiom\": \"{}\", \"timeout\": {}, \"ops\": {}, \"failed\": {failed}, \"seconds\": {secs:.3}, \
-         \"ops_per_second\": {:.0}, \"cpu_us_per_op\": {:.2}}}",
-        if a.spawn { "spawn" } else { "buffered" },
+        "{{\"idiom\": \"{}\", \"runtime\": \"{}\", \"timeout\": {}, \"ops\": {}, \"failed\": {failed}, \
+         \"seconds\": {secs:.3}, \"ops_per_second\": {:.0}, \"cpu_us_per_op\": {:.2}}}",
+        match a.idiom {
+            Idiom::Tasks => "tasks",
+            Idiom::Buffered => "buffered",
+            Idiom::Spawn => "spawn",
+        },
+        if a.current_thread { "current" } else { "multi" },
         a.timeout,
         a.ops,
         a.ops as f64 / secs,
         cpu * 1e6 / a.ops as f64
     );
     Ok(())
+}
+
+/// The floor: `concurrency` tasks, task `t` inserting keys t, t + C, t + 2C, ... one at a time.
+/// A completion wakes exactly the task that waits for it; nothing is allocated per request
+/// beyond what the driver itself allocates.
+async fn tasks(
+    a: &Args,
+    session: Arc<Session>,
+    insert: Arc<PreparedStatement>,
+    blob: Arc<[u8]>,
+) -> Result<u64, tokio::task::JoinError> {
+    let c = a.concurrency as u64;
+    let handles: Vec<_> = (0..c)
+        .map(|t| {
+            let (session, insert, blob) = (session.clone(), insert.clone(), blob.clone());
+            let ops = a.ops;
+            tokio::spawn(async move {
+                let mut failed = 0u64;
+                let mut i = t;
+                while i < ops {
+                    let r = session.execute_unpaged(&insert, (i as i64, &*blob)).await;
+                    failed += u64::from(r.is_err());
+                    i += c;
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for h in handles {
+        failed += h.await?;
+    }
+    Ok(failed)
+}
+
+/// Every request in one task, at most `concurrency` at once (`buffer_unordered`).
+async fn buffered(a: &Args, session: &Session, insert: &PreparedStatement, blob: &[u8]) -> u64 {
+    let mut done = futures::stream::iter(0..a.ops)
+        .map(|i| session.execute_unpaged(insert, (i as i64, blob)))
+        .buffer_unordered(a.concurrency);
+    let mut failed = 0;
+    while let Some(r) = done.next().await {
+        failed += u64::from(r.is_err());
+    }
+    failed
+}
+
+/// The driver's example of bounded parallelism: a semaphore permit and a task per request.
+async fn spawned(
+    a: &Args,
+    session: Arc<Session>,
+    insert: Arc<PreparedStatement>,
+    blob: Arc<[u8]>,
+) -> Result<u64, tokio::sync::AcquireError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(a.concurrency));
+    let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for i in 0..a.ops {
+        let permit = permits.clone().acquire_owned().await?;
+        let (session, insert, blob, failures) = (
+            session.clone(),
+            insert.clone(),
+            blob.clone(),
+            failures.clone(),
+        );
+        tokio::spawn(async move {
+            if session
+                .execute_unpaged(&insert, (i as i64, &*blob))
+                .await
+                .is_err()
+            {
+                failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            drop(permit);
+        });
+    }
+    let _all = permits.acquire_many(a.concurrency as u32).await?;
+    Ok(failures.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 fn main() {
@@ -169,10 +254,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build();
+    let runtime = if a.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+    };
     let result = match runtime {
         Ok(rt) => rt.block_on(run(a)),
         Err(e) => Err(e.into()),
