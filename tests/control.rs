@@ -47,8 +47,12 @@ type BadRequest<'a> = (
     &'a str,
 );
 
-fn auth() -> [(&'static str, &'static str); 1] {
-    [("Authorization", "Bearer test-token-0123")]
+/// The token, and the JSON content type every control body must declare.
+fn auth() -> [(&'static str, &'static str); 2] {
+    [
+        ("Authorization", "Bearer test-token-0123"),
+        ("Content-Type", "application/json"),
+    ]
 }
 
 fn near(x: f64, target: f64, tolerance: f64) -> bool {
