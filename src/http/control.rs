@@ -41,7 +41,7 @@ fn authorize(app: &App, headers: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => None,
+        Some(g) if constant_time_eq(g.as_bytes(), token.expose().as_bytes()) => None,
         Some(_) => Some(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
         None => Some(error(
             StatusCode::UNAUTHORIZED,
