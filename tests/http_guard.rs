@@ -20,25 +20,8 @@ fn spec_text(ks: &str) -> String {
     )
 }
 
-/// One HTTP/1.0 request with exactly these headers (no implied `Host`): status, headers, body.
 fn raw(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(ADDR).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok());
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (status.unwrap_or(0), head.to_string(), body.to_string())
+    http_exact(ADDR, method, path, headers, body)
 }
 
 /// The JSON error of a refusal.
