@@ -47,8 +47,12 @@ type BadRequest<'a> = (
     &'a str,
 );
 
-fn auth() -> [(&'static str, &'static str); 1] {
-    [("Authorization", "Bearer test-token-0123")]
+/// The token, and the JSON content type every control body must declare.
+fn auth() -> [(&'static str, &'static str); 2] {
+    [
+        ("Authorization", "Bearer test-token-0123"),
+        ("Content-Type", "application/json"),
+    ]
 }
 
 fn near(x: f64, target: f64, tolerance: f64) -> bool {
@@ -458,5 +462,51 @@ async fn an_abort_policy_stops_a_failing_run_with_status_3() {
     let mut d = Daemon::start(&spec_file("abort", &spec), "127.0.0.1:19466", &[], &[]);
     assert_eq!(d.wait(Duration::from_secs(30)), Some(3), "{}", d.log());
     assert!(d.log().contains("consecutive errors"), "{}", d.log());
+    drop_keyspace(&session().await, &ks).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reloads_by_signal_and_http_apply_each_change_once() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("reloadrace");
+    let spec = spec_file("reloadrace", &spec_text(&ks, 200.0, &ks));
+    let addr = "127.0.0.1:19466";
+    let mut d = Daemon::start(&spec, addr, &[], &[]);
+    d.wait_ready();
+    // Each round changes the rate once and asks for it to be reloaded nine times at once:
+    // eight HTTP reloads and a SIGHUP. One of them applies it; the others, serialised behind
+    // it, find the spec they would load already in force.
+    let (rounds, http_reloads) = (8u64, 8u64);
+    for round in 1..=rounds {
+        let rate = 200.0 + 10.0 * round as f64;
+        std::fs::write(&spec, spec_text(&ks, rate, &ks)).unwrap();
+        std::thread::scope(|s| {
+            let answers: Vec<_> = (0..http_reloads)
+                .map(|_| s.spawn(|| http(addr, "POST", "/control/reload", None, &[])))
+                .collect();
+            d.signal("HUP");
+            for a in answers {
+                let (code, body) = a.join().unwrap();
+                assert_eq!(code, 200, "{body}");
+            }
+        });
+        wait_for(Duration::from_secs(5), "the round's reloads", || {
+            d.status()["reloads"]["applied"] == round * (http_reloads + 1)
+        });
+        assert_eq!(d.status()["target_rate"], rate);
+    }
+    let log = d.log();
+    assert_eq!(
+        log.matches("reload applied: hot fields applied").count() as u64,
+        rounds,
+        "each change applied exactly once: {log}"
+    );
+    assert_eq!(
+        log.matches("reload applied: no change").count() as u64,
+        rounds * http_reloads
+    );
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(15)), Some(0));
     drop_keyspace(&session().await, &ks).await;
 }

@@ -305,6 +305,71 @@ mod tls_auth {
         drop_keyspace(&session, &ks).await;
     }
 
+    /// A password that looks like a number, from the environment or from `--set`, is the
+    /// text as written (an override of a secret is never parsed as TOML), and logs in; it
+    /// shows in no output.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_numeric_looking_password_from_the_environment_or_set_logs_in() {
+        const ROLE: &str = "cqlpulse_numeric";
+        const NUMERIC: &str = "918273645";
+        let node = tls_node();
+        let (user, password) = login(&node);
+        let ca = node.file("ca.pem");
+        // The test role may not create roles: the node's superuser does, through the script
+        // that started the node (it logs in as `cassandra`).
+        let created = Command::new(repo("scripts/cassandra"))
+            .env("CASSANDRA_HOME", &node.home)
+            .args([
+                "query",
+                &format!(
+                    "CREATE ROLE IF NOT EXISTS {ROLE} WITH PASSWORD = '{NUMERIC}' AND LOGIN = true"
+                ),
+                &format!("GRANT ALL PERMISSIONS ON ALL KEYSPACES TO {ROLE}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{created:?}");
+        let admin = tls_session(&node, &ca, false, Some((&user, &password))).await;
+        let ks = keyspace("numericpw");
+        let path = spec_file(
+            "numeric-password",
+            &spec(&ks, &node.addr, "", &tls_table(&ca, ""), "ops = 10"),
+        );
+        let path = path.display().to_string();
+        let by_env = [
+            ("CQLPULSE__CLUSTER__USERNAME", ROLE),
+            ("CQLPULSE__CLUSTER__PASSWORD", NUMERIC),
+        ];
+        let set_user = format!("cluster.username={ROLE}");
+        let set_password = format!("cluster.password={NUMERIC}");
+        let ways: [(&[&str], &[(&str, &str)]); 2] = [
+            (&["check", &path, "--connect"], &by_env),
+            (
+                &[
+                    "check",
+                    &path,
+                    "--connect",
+                    "--set",
+                    &set_user,
+                    "--set",
+                    &set_password,
+                ],
+                &[],
+            ),
+        ];
+        for (args, env) in ways {
+            let out = cqlpulse(args, env, Duration::from_secs(60));
+            let (o, e) = text(&out);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {o}{e}");
+            assert!(o.contains("connected to"), "{o}");
+            assert!(
+                !o.contains(NUMERIC) && !e.contains(NUMERIC),
+                "the password shows: {o}{e}"
+            );
+        }
+        drop_keyspace(&admin, &ks).await;
+    }
+
     #[test]
     fn a_wrong_password_exits_1_naming_the_user_and_the_node() {
         let node = tls_node();

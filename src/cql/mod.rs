@@ -2,6 +2,7 @@
 //! ops, TLS, binding generated values without allocating, and classifying errors into a closed
 //! set of kinds. It serves the engine and never calls back into it.
 
+mod agreement;
 mod errors;
 pub mod nodes;
 mod row;

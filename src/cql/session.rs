@@ -147,8 +147,7 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
     let schema = &plan.schema;
     let ks = &schema.keyspace;
     if schema.mode == SchemaMode::Recreate {
-        session
-            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
+        super::agreement::ddl(session, &format!("DROP KEYSPACE IF EXISTS {ks}"))
             .await
             .with_context(|| format!("schema.mode = recreate: cannot drop keyspace {ks}"))?;
     }
@@ -157,8 +156,7 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
             "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {}",
             schema.replication
         );
-        session
-            .query_unpaged(create, ())
+        super::agreement::ddl(session, &create)
             .await
             .with_context(|| format!("cannot create keyspace {ks}"))?;
     }
@@ -168,13 +166,11 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
         .with_context(|| format!("cannot use keyspace {ks} (schema.keyspace)"))?;
     if schema.mode != SchemaMode::Skip {
         for (i, s) in schema.statements.iter().enumerate() {
-            session
-                .query_unpaged(s.as_str(), ())
+            super::agreement::ddl(session, s)
                 .await
                 .with_context(|| format!("schema.statements[{i}] failed"))?;
         }
-        session
-            .await_schema_agreement()
+        super::agreement::wait(session)
             .await
             .context("schema agreement")?;
     }

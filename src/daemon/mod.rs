@@ -132,6 +132,9 @@ pub struct Shared {
     pub ready: AtomicBool,
     pub reloads_applied: AtomicU64,
     pub reloads_rejected: AtomicU64,
+    /// Held through a reload: a SIGHUP and an HTTP reload at once must not both diff against
+    /// the plan in force before either applied (the later would apply onto a stale base).
+    reloading: std::sync::Mutex<()>,
     pub session: OnceLock<Arc<Session>>,
     /// The session's node table and speculative-execution count.
     pub tracking: cql::Tracking,
@@ -206,6 +209,7 @@ impl Shared {
 
     /// Re-reads the spec and applies its hot fields. The running spec stays on any error.
     pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let result = self.try_reload();
         let counter = if result.is_ok() {
             &self.reloads_applied
@@ -272,6 +276,7 @@ where
         ready: AtomicBool::new(false),
         reloads_applied: AtomicU64::new(0),
         reloads_rejected: AtomicU64::new(0),
+        reloading: std::sync::Mutex::new(()),
         session: OnceLock::new(),
         tracking: cql::Tracking::default(),
         started: SystemTime::now(),

@@ -55,6 +55,14 @@ pub fn structural_changes(old: &Spec, new: &Spec) -> Vec<String> {
     };
     let mut out = Vec::new();
     diff("", &a, &b, &mut out);
+    // Secrets serialise as a placeholder (see `spec::Secret`): compared here instead.
+    if old.cluster.password != new.cluster.password && !out.iter().any(|f| f == "cluster.password")
+    {
+        out.push("cluster.password".to_string());
+    }
+    if old.control.token != new.control.token && !out.iter().any(|f| f == "control.token") {
+        out.push("control.token".to_string());
+    }
     out.retain(|path| !is_hot(path));
     out
 }
@@ -142,6 +150,13 @@ mod tests {
             structural_changes(&old, &cold),
             vec!["cluster.contact_points[0]", "schema.keyspace"]
         );
+        let secret = spec(
+            "weight = 1.0\n[load]\nrate = 10.0\nchains = 4\n[cluster]\nusername = \"u\"\npassword = \"new-one\"",
+        );
+        let was = spec(
+            "weight = 1.0\n[load]\nrate = 10.0\nchains = 4\n[cluster]\nusername = \"u\"\npassword = \"old-one\"",
+        );
+        assert_eq!(structural_changes(&was, &secret), vec!["cluster.password"]);
         let stmt = toml::from_str::<Spec>("name = \"t\"\n[[ops]]\nname = \"a\"\ncql = \"DELETE FROM t WHERE k = 1\"\nweight = 1.0\n[load]\nrate = 10.0\nchains = 4").unwrap();
         assert_eq!(structural_changes(&old, &stmt), vec!["ops[0].cql"]);
     }

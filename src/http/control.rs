@@ -1,7 +1,9 @@
 //! Control routes. Every mutation needs `Authorization: Bearer <token>` when a token is set;
-//! with no token they are served only on a loopback listener (403 elsewhere). Bodies are
-//! strict JSON: malformed JSON, unknown fields and out-of-range values get a 400 with a JSON
-//! error, and change nothing.
+//! with no token they are served only on a loopback listener (403 elsewhere). A request from
+//! another web page (an `Origin` that is not the daemon's own) is refused, whatever its token
+//! (see `guard`). Bodies are strict JSON declared as such: another `Content-Type` gets a 415;
+//! malformed JSON, unknown fields and out-of-range values get a 400 with a JSON error, and
+//! change nothing.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,11 +13,16 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::guard::{self, error};
 use super::{App, status_json};
 use crate::engine::{Control, Refused};
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": message.into()}))).into_response()
+/// `None` when the caller may mutate with a body (`takes_body`) or without one; otherwise
+/// the response refusing it: another page's origin, then the token, then the content type.
+fn admit(app: &App, headers: &HeaderMap, takes_body: bool) -> Option<Response> {
+    guard::same_origin(headers)
+        .or_else(|| authorize(app, headers))
+        .or_else(|| guard::json_body(headers, takes_body))
 }
 
 /// `None` when the caller may mutate; otherwise the response refusing it.
@@ -34,7 +41,7 @@ fn authorize(app: &App, headers: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => None,
+        Some(g) if constant_time_eq(g.as_bytes(), token.expose().as_bytes()) => None,
         Some(_) => Some(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
         None => Some(error(
             StatusCode::UNAUTHORIZED,
@@ -66,7 +73,7 @@ fn applied(app: &App) -> Response {
 }
 
 pub async fn pause(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Some(refused) = authorize(&app, &headers) {
+    if let Some(refused) = admit(&app, &headers, false) {
         return refused;
     }
     app.handle.shared.control.pause();
@@ -74,7 +81,7 @@ pub async fn pause(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 pub async fn resume(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Some(refused) = authorize(&app, &headers) {
+    if let Some(refused) = admit(&app, &headers, false) {
         return refused;
     }
     app.handle.shared.control.resume();
@@ -112,7 +119,7 @@ fn apply<T: DeserializeOwned>(
     body: &Bytes,
     change: impl FnOnce(&Control, T) -> Result<(), Refused>,
 ) -> Response {
-    if let Some(refused) = authorize(app, headers) {
+    if let Some(refused) = admit(app, headers, true) {
         return refused;
     }
     let body: T = match parse(body) {
@@ -126,7 +133,7 @@ fn apply<T: DeserializeOwned>(
 }
 
 pub async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Some(refused) = authorize(&app, &headers) {
+    if let Some(refused) = admit(&app, &headers, false) {
         return refused;
     }
     // Reading and parsing a file: off the async workers.

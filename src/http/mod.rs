@@ -4,8 +4,10 @@
 //! lanes.
 
 mod control;
+mod guard;
 pub mod history;
 mod page;
+mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +51,10 @@ pub fn router(app: App) -> Router {
         .route("/control/rate", put(control::rate))
         .route("/control/concurrency", put(control::concurrency))
         .route("/control/reload", post(control::reload))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::host,
+        ))
         .with_state(app)
 }
 
@@ -81,11 +87,7 @@ pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToke
         loopback: local.is_some_and(|a: SocketAddr| a.ip().is_loopback()),
         history,
     };
-    let server = axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move { stop.cancelled().await });
-    if let Err(e) = server.await {
-        tracing::error!("HTTP server failed: {e}");
-    }
+    server::serve(listener, router(app), stop).await;
 }
 
 /// `/metrics` in the format the scraper's `Accept` asks for (text when it names none that

@@ -11,9 +11,11 @@ const APP_JS: &str = include_str!("page/app.js");
 const CHART_JS: &str = include_str!("page/chart.js");
 const APP_CSS: &str = include_str!("page/app.css");
 
-/// Only this origin: no CDN, no font service, no beacon. Inline scripts are refused too.
+/// Only this origin: no CDN, no font service, no beacon. Inline scripts are refused too, and
+/// no page may frame this one (a framed page's buttons could be clicked through a decoy).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-                   connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
+                   connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'";
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
     (

@@ -10,7 +10,7 @@ use super::ops::{self, CONSISTENCY_NAMES};
 use super::shard::ShardEnv;
 use super::workload::{generators, operations};
 use super::*;
-use crate::spec::{BucketSpec, Source, Spec, SpecError};
+use crate::spec::{BucketSpec, Secret, Source, Spec, SpecError};
 
 /// Builds the plan. `env` looks up environment variables (passwords and tokens named in the
 /// spec); `shard_env` resolves `index = "auto"`; `now_ms` is the origin of time generators.
@@ -37,6 +37,8 @@ pub fn build(
     let load = load(&spec.load, &shard, &err)?;
     let metrics = metrics(spec, cluster.request_timeout, &err)?;
     let control_token = token(spec, env, &err)?;
+    // Published without authentication, so no function of a secret: the spec serialises its
+    // secrets as a placeholder (`spec::Secret`), and a password change is not a workload change.
     let text = toml::to_string(spec).unwrap_or_default();
     let digest = format!(
         "{:016x}",
@@ -140,7 +142,7 @@ fn cluster(
             ));
         }
         (Some(p), None) => Some(p.clone()),
-        (None, Some(var)) => Some(env(var).ok_or_else(|| {
+        (None, Some(var)) => Some(env(var).map(Secret::new).ok_or_else(|| {
             err(
                 "cluster.password_env",
                 format!("environment variable `{var}` is not set"),
@@ -332,23 +334,25 @@ fn token(
     spec: &Spec,
     env: &dyn Fn(&str) -> Option<String>,
     err: &ErrorAt,
-) -> Result<Option<String>, SpecError> {
+) -> Result<Option<Secret>, SpecError> {
     let c = &spec.control;
     match (&c.token, &c.token_env) {
         (Some(_), Some(_)) => Err(err(
             "control.token_env",
             "set either control.token or control.token_env, not both".into(),
         )),
-        (Some(t), None) if t.len() < 8 => {
+        (Some(t), None) if t.expose().len() < 8 => {
             Err(err("control.token", "must be at least 8 characters".into()))
         }
         (Some(t), None) => Ok(Some(t.clone())),
-        (None, Some(var)) => env(var).map(Some).ok_or_else(|| {
+        (None, Some(var)) => env(var).map(|t| Some(Secret::new(t))).ok_or_else(|| {
             err(
                 "control.token_env",
                 format!("environment variable `{var}` is not set"),
             )
         }),
-        (None, None) => Ok(env("CQLPULSE_CONTROL_TOKEN").filter(|t| !t.is_empty())),
+        (None, None) => Ok(env("CQLPULSE_CONTROL_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)),
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use scylla::statement::{Consistency, SerialConsistency};
 
 use crate::data::Generator;
-use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Spec, SpecError};
+use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Secret, Spec, SpecError};
 pub use build::build;
 pub use load::MAX_RELEASE_EVERY;
 pub use ops::OpKind;
@@ -39,11 +39,12 @@ pub struct Plan {
     pub generators: Vec<Arc<Generator>>,
     pub load: LoadPlan,
     pub metrics: MetricsPlan,
-    pub control_token: Option<String>,
+    pub control_token: Option<Secret>,
     pub shard: ShardPlan,
     /// The spec this plan came from, kept to diff against on reload.
     pub spec: Spec,
-    /// A short digest of the spec, shown in `/status` and the summary.
+    /// A short digest of the spec with its secrets left out, shown without authentication in
+    /// `/status` and `/metrics`.
     pub digest: String,
 }
 
@@ -71,31 +72,22 @@ pub struct Speculative {
     pub delay: Duration,
 }
 
-/// A login. The password is only handed to the driver: its `Debug` is redacted, so no log
-/// line or error that formats the plan can show it.
-#[derive(Clone)]
+/// A login. The password is only handed to the driver: it is a [`Secret`], so no log line or
+/// error that formats the plan can show it.
+#[derive(Debug, Clone)]
 pub struct Credentials {
     pub username: String,
-    password: String,
+    password: Secret,
 }
 
 impl Credentials {
-    pub fn new(username: String, password: String) -> Credentials {
+    pub fn new(username: String, password: Secret) -> Credentials {
         Credentials { username, password }
     }
 
     /// For the driver's authenticator, and nothing else.
     pub fn password(&self) -> &str {
-        &self.password
-    }
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        self.password.expose()
     }
 }
 

@@ -7,10 +7,12 @@
 mod error;
 mod locate;
 mod overrides;
+mod secret;
 mod types;
 
 pub use error::SpecError;
 pub use overrides::{Override, env_overrides};
+pub use secret::{REDACTED, SECRET_KEYS, Secret};
 pub use types::*;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 use toml::{Table, Value};
 
-use super::SpecError;
+use super::{SECRET_KEYS, SpecError};
 
 /// Environment variables with this prefix override spec keys; `__` separates the levels.
 pub const ENV_PREFIX: &str = "CQLPULSE__";
@@ -20,12 +20,17 @@ pub struct Override {
 
 impl Override {
     /// An override of `dotted` (`load.rate`, `ops.0.weight`) with a value written as TOML
-    /// (`5000`, `"x"`, `["a:9042"]`); text that is not valid TOML is taken as a string.
+    /// (`5000`, `"x"`, `["a:9042"]`); text that is not valid TOML is taken as a string. A
+    /// secret ([`SECRET_KEYS`]) is always its text as given: a password may look like a number.
     pub fn new(origin: impl Into<String>, dotted: &str, raw: &str) -> Override {
-        let value = toml::from_str::<Table>(&format!("v = {raw}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| Value::String(raw.to_string()));
+        let value = if SECRET_KEYS.contains(&dotted) {
+            Value::String(raw.to_string())
+        } else {
+            toml::from_str::<Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| Value::String(raw.to_string()))
+        };
         Override {
             origin: origin.into(),
             path: dotted.split('.').map(str::to_string).collect(),

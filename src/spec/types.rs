@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::Secret;
+
 /// The longest duration a spec may give.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
@@ -82,7 +84,7 @@ pub struct ClusterSpec {
     pub request_timeout: Dur,
     pub connect_timeout: Dur,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Name of an environment variable holding the password (kept out of the spec file).
     pub password_env: Option<String>,
     /// Retries of a failed idempotent request (timeouts, unavailable, overloaded, connection).
@@ -508,7 +510,7 @@ impl Default for ExponentialBuckets {
 #[serde(deny_unknown_fields, default)]
 pub struct ControlSpec {
     /// Bearer token for mutating routes; prefer `token_env`.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Environment variable holding the token (default `CQLPULSE_CONTROL_TOKEN`).
     pub token_env: Option<String>,
 }

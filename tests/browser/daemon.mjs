@@ -11,6 +11,8 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const OUT = join(ROOT, "target", "browser");
 const BIN = process.env.CQLPULSE_BIN ?? join(ROOT, "target", "debug", "cqlpulse");
 const CHROMIUM = process.env.CQLPULSE_CHROMIUM ?? "/usr/bin/chromium";
+// A host name the browser resolves to 127.0.0.1 (see launchBrowser).
+export const REBOUND = "rebound.example";
 
 export function spec({ keyspace, rate, listen }) {
   return `name = "live-page"
@@ -114,7 +116,9 @@ export async function launchBrowser() {
     headless: true,
     viewport: { width: 1440, height: 1100 },
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      // DNS rebinding, simulated: a name of the attacker's that resolves to loopback.
+      `--host-resolver-rules=MAP ${REBOUND} 127.0.0.1`],
   });
   return {
     context,

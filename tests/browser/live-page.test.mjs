@@ -85,7 +85,8 @@ test("the page follows a run and steers it", async (t) => {
 
     // A refusal shows the API's own error text.
     const refusal = await getJSON(`${daemon.base}/control/concurrency`, {
-      method: "PUT", body: JSON.stringify({ concurrency: 100000 }),
+      method: "PUT", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ concurrency: 100000 }),
     });
     assert.equal(refusal.status, 400);
     await page.fill("#concurrency-input", "100000");

@@ -124,12 +124,26 @@ pub fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    let mut all = vec![("Host", addr)];
+    all.extend_from_slice(headers);
+    let (status, _, body) = http_exact(addr, method, path, &all, body.unwrap_or(""));
+    (status, body)
+}
+
+/// One HTTP/1.0 request with exactly `headers` (no implied `Host`) and a `Content-Length`:
+/// the status code, the response head and the body.
+pub fn http_exact(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = body.unwrap_or("");
     let mut req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -145,10 +159,8 @@ pub fn http(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    (status, body)
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 pub fn get(addr: &str, path: &str) -> (u16, String) {
