@@ -294,7 +294,7 @@ where
     };
     let s = shared.clone();
     let (aggregator, snapshots) = Aggregator::new(cfg, Box::new(move || (s.gauges(), s.cluster())));
-    let (reports, reports_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (reports, reports_rx) = crate::stats::report_channel();
     let aggregation = tokio::spawn(aggregator.run(reports_rx));
 
     let http_stop = CancellationToken::new();
@@ -361,7 +361,7 @@ pub fn write_summary_json(path: &std::path::Path, summary: &Summary) -> Result<(
 async fn connect_and_run(
     shared: &Arc<Shared>,
     plan: Arc<Plan>,
-    reports: tokio::sync::mpsc::UnboundedSender<crate::stats::Report>,
+    reports: tokio::sync::mpsc::Sender<crate::stats::Report>,
     shutdown: &CancellationToken,
     snapshots: watch::Receiver<Arc<Snapshot>>,
 ) -> Result<(), RunError> {

@@ -116,7 +116,7 @@ async fn run_with(
         ..AggregatorConfig::for_plan(&plan)
     };
     let (agg, _snapshots) = Aggregator::new(cfg, gauges);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = crate::stats::report_channel();
     let summary = tokio::spawn(agg.run(rx));
     run(fake, plan, control.clone(), tx, stop).await;
     (summary.await.unwrap(), control)
@@ -346,7 +346,7 @@ async fn control_changes_rate_and_concurrency_while_running() {
         c.set_concurrency(32).unwrap();
         let _ = f;
     });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::stats::report_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     run(
         fake.clone(),
@@ -388,7 +388,7 @@ async fn resume_continues_the_stages_shifted_by_the_pause() {
         assert_eq!(c.stage().map(|(i, s)| (i, s.rate)), Some((1, 1000.0)));
         assert_eq!(c.target_rate(), 1000.0);
     });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::stats::report_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     run(fake.clone(), plan, control, tx, CancellationToken::new()).await;
     drain.await.unwrap();
@@ -609,7 +609,7 @@ async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
         )
     });
     let (agg, snapshots) = Aggregator::new(AggregatorConfig::for_plan(&plan), gauges);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = crate::stats::report_channel();
     let summary = tokio::spawn(agg.run(rx));
     run(
         Arc::new(ThreeNodes),
@@ -637,4 +637,76 @@ async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
     );
     assert_eq!(s.nodes[0].service.count, 100);
     assert_eq!(s.nodes[1].service.count, 0, "failures have no service time");
+}
+
+/// What the engine reported, read straight off the report channel: the lanes that reported,
+/// how many lane reports, and the sums of requests sent and completed.
+#[derive(Debug, Default)]
+struct Reported {
+    lanes: HashSet<usize>,
+    reports: usize,
+    issued: u64,
+    completed: u64,
+}
+
+async fn read_reports(mut rx: tokio::sync::mpsc::Receiver<crate::stats::Report>) -> Reported {
+    let mut out = Reported::default();
+    while let Some(r) = rx.recv().await {
+        if let crate::stats::Report::Lane(r) = r {
+            out.lanes.insert(r.lane);
+            out.reports += 1;
+            out.issued += r.stats.issued;
+            out.completed += r
+                .stats
+                .ops
+                .iter()
+                .flatten()
+                .map(|o| o.ok + o.error_count())
+                .sum::<u64>();
+        }
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn sync_workers_share_the_statistics_of_their_lane() {
+    // A thousand workers on two lanes: two sets of statistics, not a thousand (each worker
+    // its own lane took 12.8 GiB at 1,000 workers), and still a thousand requests in flight.
+    let plan = plan_of("model = \"sync\"\nworkers = 1000\nops = 5000\nlanes = 2");
+    let fake = Fake::new(Duration::from_millis(10));
+    let control = Control::new(&plan.load, &plan.ops);
+    let (tx, rx) = crate::stats::report_channel();
+    let reported = tokio::spawn(read_reports(rx));
+    run(fake.clone(), plan, control, tx, CancellationToken::new()).await;
+    let reported = reported.await.unwrap();
+    assert_eq!(reported.lanes, HashSet::from([0, 1]), "{reported:?}");
+    assert_eq!((reported.issued, reported.completed), (5000, 5000));
+    assert_eq!(fake.peak.load(Ordering::SeqCst), 1000, "every worker busy");
+    assert_eq!(fake.seen.lock().unwrap().len(), 5000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_report_channel_coalesces_intervals_and_never_holds_requests_back() {
+    // The aggregator reads nothing for 3 s, through a channel of one report: the lanes go
+    // on sending at their rate, and the intervals they could not hand over arrive later,
+    // merged, with every request counted.
+    let plan = plan_of("model = \"chains\"\nchains = 8\nlanes = 2\nops = 2000\nrate = 1000.0");
+    let fake = Fake::new(Duration::from_millis(1));
+    let control = Control::new(&plan.load, &plan.ops);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let reported = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        read_reports(rx).await
+    });
+    let start = tokio::time::Instant::now();
+    run(fake.clone(), plan, control, tx, CancellationToken::new()).await;
+    let reported = reported.await.unwrap();
+    let last_sent = *fake.started_at.lock().unwrap().last().unwrap() - start;
+    assert!(
+        last_sent < Duration::from_millis(2002),
+        "the last op is due at 1.999 s, sent at {last_sent:?}"
+    );
+    assert_eq!((reported.issued, reported.completed), (2000, 2000));
+    // Two lanes reporting five times a second for 2 s: about 20 reports if none waited.
+    assert!(reported.reports <= 8, "{reported:?}");
 }

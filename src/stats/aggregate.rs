@@ -22,6 +22,17 @@ use super::summary::{Measured, Summary};
 /// within two seconds, long enough to smooth lane reports arriving at their own times.
 const ACHIEVED_WINDOW: Duration = Duration::from_millis(1500);
 
+/// Reports the channel to the aggregator holds. Bounded: a report carries a lane's interval
+/// histograms (a few hundred KB), so a slow aggregator must not let them pile up. A lane that
+/// finds it full keeps its interval and sends it with the next one (coalesced: counts are
+/// never lost, the request path never waits); only a lane's last report waits for room.
+pub const REPORTS_CAPACITY: usize = 32;
+
+/// The channel from the engine to the aggregator, [`REPORTS_CAPACITY`] deep.
+pub fn report_channel() -> (mpsc::Sender<Report>, mpsc::Receiver<Report>) {
+    mpsc::channel(REPORTS_CAPACITY)
+}
+
 /// What reaches the aggregator.
 #[derive(Debug)]
 pub enum Report {
@@ -201,7 +212,7 @@ impl Aggregator {
 
     /// Runs until every sender of `reports` is gone (all lanes finished), then returns the
     /// summary of the run.
-    pub async fn run(mut self, mut reports: mpsc::UnboundedReceiver<Report>) -> Summary {
+    pub async fn run(mut self, mut reports: mpsc::Receiver<Report>) -> Summary {
         let mut tick = tokio::time::interval(self.cfg.publish_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
