@@ -199,6 +199,20 @@ impl Control {
         });
     }
 
+    /// The ops of the run's window, from the schedule alone: with a rate, those due before
+    /// `end` (op numbers below `limit`; a paused schedule stands still from the pause on);
+    /// without one nothing is ever due, and the window holds the ops handed out to the lanes.
+    /// Never derived from what the lanes sent or dropped: the sum of those is checked
+    /// against it.
+    pub(super) fn scheduled(&self, end: Instant, limit: u64) -> u64 {
+        let s = self.tx.borrow();
+        if !s.schedule.is_throttled() {
+            return self.next_op.load(Ordering::Relaxed).min(limit);
+        }
+        let end = s.paused_at.map_or(end, |p| p.min(end));
+        s.schedule.due_before(end).min(limit)
+    }
+
     /// The ops due before `end` (op numbers below `limit`) that no lane sent: those never
     /// claimed, and those `held` (claimed, not sent; by due time). A paused schedule stands
     /// still from the pause on; without a rate nothing is ever due.

@@ -305,7 +305,11 @@ impl<E: Executor> Lane<'_, E> {
                     self.node_in_flight = node_in_flight(&mut in_flight);
                     self.report(in_flight.len());
                 }
-                _ = &mut abandoned => break,
+                _ = &mut abandoned => {
+                    // Given up: counted here, where it happens, not derived from the others.
+                    self.stats.abandoned += in_flight.len() as u64;
+                    break;
+                }
             }
         }
         self.report_last(in_flight.len()).await;
@@ -333,9 +337,13 @@ impl<E: Executor> Lane<'_, E> {
         Some((k, self.settings.schedule.due(k)))
     }
 
-    /// Drops the claimed late op and every other op already late, in one step.
+    /// Drops the claimed late op and every other op already late, in one step: those due
+    /// before the run's end only. A lane that sees the end late (held up past it, before the
+    /// stop reached it) must not count ops due after the end: they are not part of the run.
     fn drop_late(&mut self, now: Instant) {
-        let due = self.settings.schedule.due_before(now - DROP_AFTER);
+        let late = now - DROP_AFTER;
+        let until = self.shared.ends_at.map_or(late, |end| end.min(late));
+        let due = self.settings.schedule.due_before(until);
         let previous = self
             .shared
             .control

@@ -131,6 +131,9 @@ pub async fn run<E: Executor>(
         End::Ops(n) => n,
         _ => u64::MAX,
     };
-    let not_sent = control.not_sent(end, limit, &held);
-    let _ = shared.reports.send(Report::Ended { not_sent }).await;
+    let ended = Report::Ended {
+        scheduled: control.scheduled(end, limit),
+        not_sent: control.not_sent(end, limit, &held),
+    };
+    let _ = shared.reports.send(ended).await;
 }

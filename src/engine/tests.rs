@@ -639,6 +639,87 @@ async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
     assert_eq!(s.nodes[1].service.count, 0, "failures have no service time");
 }
 
+/// Answers in 1 ms; the attempt of index `jump` moves the (paused) clock on by `by` while the
+/// lane polls it, as a lane busy for that long would see it: late for the run's end, before
+/// the task that stops issuing has run.
+struct Jump {
+    jump: u64,
+    by: Duration,
+    seen: Mutex<Vec<u64>>,
+}
+
+impl Executor for Jump {
+    async fn execute(&self, _op: usize, index: u64) -> Outcome {
+        self.seen.lock().unwrap().push(index);
+        if index == self.jump {
+            tokio::time::advance(self.by).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Ok((0, 8))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lane_that_sees_the_end_late_counts_no_op_due_after_it() {
+    // 100 ops/s for 1 s: ops 0..100 are the run. The lane is held up 200 ms while sending op
+    // 95 (due at 950 ms): it comes back at 1.15 s with op 96 late, and drops it with every
+    // other op late by then; those due after the end (100..114) are not part of the run.
+    let plan = plan_of(
+        "model = \"chains\"\nchains = 2\nlanes = 1\nrate = 100.0\nduration = \"1s\"\non_backlog = \"drop\"",
+    );
+    let jump = Arc::new(Jump {
+        jump: 95,
+        by: Duration::from_millis(200),
+        seen: Mutex::new(Vec::new()),
+    });
+    let control = Control::new(&plan.load, &plan.ops);
+    let c = control.clone();
+    let gauges = Box::new(move || {
+        let g = Gauges {
+            phase: Phase::Running,
+            paused: false,
+            target_rate: c.target_rate(),
+            in_flight_limit: c.in_flight_limit() as u64,
+            reloads_applied: 0,
+            reloads_rejected: 0,
+        };
+        (g, ClusterGauges::default())
+    });
+    let (agg, _) = Aggregator::new(AggregatorConfig::for_plan(&plan), gauges);
+    let (tx, rx) = crate::stats::report_channel();
+    let summary = tokio::spawn(agg.run(rx));
+    run(jump.clone(), plan, control, tx, CancellationToken::new()).await;
+    let s = summary.await.unwrap();
+    let table = s.table();
+    assert!(
+        jump.seen.lock().unwrap().iter().all(|&i| i < 100),
+        "{table}"
+    );
+    assert_eq!(s.scheduled, 100, "{table}");
+    assert_eq!(s.sent, 96, "ops 0..=95: {table}");
+    assert_eq!(s.sent + s.dropped + s.not_sent_run_ended, 100, "{table}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_still_out_at_the_drain_deadline_are_counted_as_abandoned() {
+    // 10 ops due in 1 s; four chains, each stuck on a request that never answers: four sent,
+    // six never sent, the four given up 100 ms into the drain.
+    let plan = plan_with(
+        "",
+        "timeout = \"60s\"",
+        "model = \"chains\"\nchains = 4\nlanes = 2\nrate = 10.0\nduration = \"1s\"\ndrain_timeout = \"100ms\"",
+    );
+    let (s, took) = run_timed(plan, Fake::hanging(Duration::ZERO, usize::MAX)).await;
+    let table = s.table();
+    assert_eq!(
+        (s.scheduled, s.sent, s.not_sent_run_ended, s.abandoned),
+        (10, 4, 6, 4),
+        "{table}"
+    );
+    assert_eq!((s.ok, s.failed), (0, 0), "{table}");
+    assert!(took < Duration::from_millis(1150), "{took:?}");
+}
+
 /// What the engine reported, read straight off the report channel: the lanes that reported,
 /// how many lane reports, and the sums of requests sent and completed.
 #[derive(Debug, Default)]

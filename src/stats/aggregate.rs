@@ -42,8 +42,10 @@ pub enum Report {
         measure_from: Instant,
     },
     Lane(LaneReport),
-    /// The run has ended: `not_sent` ops were due before its end and never sent.
+    /// The run has ended: `scheduled` ops were due in its window (from the schedule; without
+    /// a rate, the ops handed out), `not_sent` of them were never sent.
     Ended {
+        scheduled: u64,
         not_sent: u64,
     },
 }
@@ -237,7 +239,11 @@ impl Aggregator {
                 return;
             }
             Report::Lane(r) => r,
-            Report::Ended { not_sent } => {
+            Report::Ended {
+                scheduled,
+                not_sent,
+            } => {
+                self.measured.scheduled += scheduled;
                 self.not_sent_run_ended += not_sent;
                 return;
             }
@@ -250,6 +256,7 @@ impl Aggregator {
         let s = &r.stats;
         self.issued += s.issued;
         self.dropped_backlog += s.dropped_backlog;
+        self.measured.abandoned += s.abandoned;
         self.lag.add_hdr(&s.lag, &self.bounds_ns);
         self.recent.add_lag(&s.lag);
         for (i, op) in s.ops.iter().enumerate() {
