@@ -387,10 +387,10 @@ async fn connect_and_run(
         plan.name,
         plan.load.model.name(),
         shared.control.in_flight_limit(),
-        if plan.load.is_throttled() {
-            format!("{} ops/s", plan.load.rate)
-        } else {
-            "unthrottled".into()
+        // The control's, not the spec's: a rate or reload applied while connecting holds.
+        match shared.control.target_rate() {
+            r if r > 0.0 => format!("{r} ops/s"),
+            _ => "unthrottled or paused".into(),
         }
     );
     let executor = Arc::new(CqlExecutor {

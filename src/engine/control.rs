@@ -93,11 +93,13 @@ impl Control {
         self.tx.borrow().clone()
     }
 
-    /// Marks the start of issuing: the schedule (and its stages) is anchored now.
+    /// Marks the start of issuing: the schedule in force (and its stages) is anchored now.
+    /// It is the one `/status` showed while waiting: the spec's, or what a rate or a reload
+    /// set before the start (during `shard.start_at` or the connect retries), never the
+    /// spec's again.
     pub(super) fn start(&self, at: Instant) {
-        let load = self.load.clone();
         self.tx.send_modify(|s| {
-            s.schedule = Arc::new(plan_schedule(&load, at, 0));
+            s.schedule = Arc::new(s.schedule.anchored(at, 0));
             // A pause before the start holds the schedule from the start on.
             s.paused_at = s.paused_at.map(|_| at);
         });

@@ -483,6 +483,39 @@ fn a_reload_replaces_an_explicit_rate_only_when_it_changes_the_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rate_or_reload_applied_before_the_start_is_the_one_that_runs() {
+    let spec = plan_of("model = \"chains\"\nchains = 4\nrate = 2000.0");
+    let control = Control::new(&spec.load, &spec.ops);
+    control.set_rate(500.0).unwrap();
+    assert_eq!(
+        control.target_rate(),
+        500.0,
+        "what /status says before the start"
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    control.start(tokio::time::Instant::now());
+    assert_eq!(control.target_rate(), 500.0, "... is what runs after it");
+
+    // A reload during the wait: its stages start with the run, not with the reload.
+    let control = Control::new(&spec.load, &spec.ops);
+    let staged = plan_of(
+        "model = \"chains\"\nchains = 8\nstages = [{ duration = \"10s\", rate = 100.0 }, { duration = \"10s\", rate = 300.0 }]",
+    );
+    control.apply_reload(&spec.load, &staged.load, &staged.ops);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let start = tokio::time::Instant::now();
+    control.start(start);
+    assert_eq!(control.stage().map(|(i, s)| (i, s.rate)), Some((0, 100.0)));
+    assert_eq!(control.in_flight_limit(), 8);
+    let s = control.settings().schedule;
+    assert_eq!(
+        s.due(100),
+        Some(start + Duration::from_secs(1)),
+        "anchored at the start"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_summary_json_reads_back_as_a_summary_and_keeps_its_keys() {
     let plan = plan_of("model = \"chains\"\nchains = 4\nops = 50\nrate = 1000.0");
     let (summary, _) = run_timed(plan, Fake::new(Duration::from_millis(1))).await;
