@@ -39,19 +39,23 @@ fn runs_at(d: &Daemon, rate: f64, secs: f64) {
     );
 }
 
+/// A daemon on `text` (a spec written to a file named after `name`), connected and prepared,
+/// still waiting for its start.
+fn waiting_daemon(name: &str, text: &str) -> (Daemon, std::path::PathBuf) {
+    let spec = spec_file(name, text);
+    let d = Daemon::start(&spec, ADDR, &[], &[]);
+    d.wait_ready();
+    let s = d.status();
+    assert_eq!(s["elapsed_seconds"], 0.0, "still waiting for start_at: {s}");
+    (d, spec)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_set_while_waiting_for_the_start_is_the_rate_that_runs() {
     require_cassandra();
     let _serial = serial().await;
     let ks = keyspace("start_rate");
-    let spec = spec_file("start-rate", &delayed_spec(&ks, 2000.0, 15));
-    let d = Daemon::start(&spec, ADDR, &[], &[]);
-    d.wait_ready();
-    assert_eq!(
-        d.status()["elapsed_seconds"],
-        0.0,
-        "still waiting for start_at"
-    );
+    let (d, _) = waiting_daemon("start-rate", &delayed_spec(&ks, 2000.0, 15));
     let json = [("Content-Type", "application/json")];
     let (code, body) = http(
         ADDR,
@@ -73,14 +77,7 @@ async fn a_reload_made_while_waiting_for_the_start_is_the_plan_that_runs() {
     let _serial = serial().await;
     let ks = keyspace("start_reload");
     let text = delayed_spec(&ks, 2000.0, 15);
-    let spec = spec_file("start-reload", &text);
-    let d = Daemon::start(&spec, ADDR, &[], &[]);
-    d.wait_ready();
-    assert_eq!(
-        d.status()["elapsed_seconds"],
-        0.0,
-        "still waiting for start_at"
-    );
+    let (d, spec) = waiting_daemon("start-reload", &text);
     std::fs::write(&spec, text.replace("rate = 2000.0", "rate = 300.0")).unwrap();
     d.signal("HUP");
     wait_for(Duration::from_secs(5), "the reload", || {

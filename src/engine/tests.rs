@@ -93,7 +93,7 @@ async fn run_timed(plan: Arc<Plan>, fake: Arc<Fake>) -> (Summary, Duration) {
 /// Runs the engine and the aggregator to the end; returns the summary.
 async fn run_with(
     plan: Arc<Plan>,
-    fake: Arc<Fake>,
+    fake: Arc<impl Executor>,
     stop: CancellationToken,
 ) -> (Summary, Arc<Control>) {
     let control = Control::new(&plan.load, &plan.ops);
@@ -705,24 +705,7 @@ async fn a_lane_that_sees_the_end_late_counts_no_op_due_after_it() {
         by: Duration::from_millis(200),
         seen: Mutex::new(Vec::new()),
     });
-    let control = Control::new(&plan.load, &plan.ops);
-    let c = control.clone();
-    let gauges = Box::new(move || {
-        let g = Gauges {
-            phase: Phase::Running,
-            paused: false,
-            target_rate: c.target_rate(),
-            in_flight_limit: c.in_flight_limit() as u64,
-            reloads_applied: 0,
-            reloads_rejected: 0,
-        };
-        (g, ClusterGauges::default())
-    });
-    let (agg, _) = Aggregator::new(AggregatorConfig::for_plan(&plan), gauges);
-    let (tx, rx) = crate::stats::report_channel();
-    let summary = tokio::spawn(agg.run(rx));
-    run(jump.clone(), plan, control, tx, CancellationToken::new()).await;
-    let s = summary.await.unwrap();
+    let (s, _) = run_with(plan, jump.clone(), CancellationToken::new()).await;
     let table = s.table();
     assert!(
         jump.seen.lock().unwrap().iter().all(|&i| i < 100),
@@ -770,13 +753,7 @@ async fn read_reports(mut rx: tokio::sync::mpsc::Receiver<crate::stats::Report>)
             out.lanes.insert(r.lane);
             out.reports += 1;
             out.issued += r.stats.issued;
-            out.completed += r
-                .stats
-                .ops
-                .iter()
-                .flatten()
-                .map(|o| o.ok + o.error_count())
-                .sum::<u64>();
+            out.completed += r.stats.completed();
         }
     }
     out

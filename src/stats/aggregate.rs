@@ -125,13 +125,7 @@ impl LaneState {
     fn absorb(&mut self, r: &LaneReport) {
         self.in_flight = if r.last { 0 } else { r.in_flight };
         self.peak = self.peak.max(r.stats.peak_in_flight);
-        self.completed += r
-            .stats
-            .ops
-            .iter()
-            .flatten()
-            .map(|o| o.ok + o.error_count())
-            .sum::<u64>();
+        self.completed += r.stats.completed();
         self.history.push_back((r.at, self.completed));
         while self.history.len() > 2 && r.at.duration_since(self.history[0].0) > ACHIEVED_WINDOW {
             self.history.pop_front();

@@ -208,6 +208,15 @@ impl LaneStats {
         }
     }
 
+    /// Requests that completed in this interval, ok or failed.
+    pub fn completed(&self) -> u64 {
+        self.ops
+            .iter()
+            .flatten()
+            .map(|o| o.ok + o.error_count())
+            .sum()
+    }
+
     /// Hands over this interval's statistics and starts a fresh one.
     pub fn take(&mut self) -> LaneStats {
         let next = LaneStats::new(self.ops.len(), self.sigfig, self.node_bounds.clone());
