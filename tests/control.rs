@@ -510,3 +510,44 @@ async fn concurrent_reloads_by_signal_and_http_apply_each_change_once() {
     assert_eq!(d.wait(Duration::from_secs(15)), Some(0));
     drop_keyspace(&session().await, &ks).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cut_off_by_the_drain_deadline_are_counted_as_abandoned() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("abandon");
+    // 256 requests in flight, and no time to drain them: SIGTERM gives up what is out.
+    let spec = testtable_spec(
+        &ks,
+        "model = \"chains\"\nchains = 256\nmax_in_flight = 256\ndrain_timeout = \"0s\"",
+    );
+    let summary_path =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abandon-summary.json");
+    let mut d = Daemon::start(
+        &spec_file("abandon", &spec),
+        "127.0.0.1:19466",
+        &["--summary-json", summary_path.to_str().unwrap()],
+        &[],
+    );
+    d.wait_ready();
+    until(&d, Duration::from_secs(20), "a few seconds of load", |s| {
+        s["ok"].as_u64().unwrap() >= 5_000
+    });
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(12)), Some(0), "{}", d.log());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let n = |k: &str| s[k].as_u64().unwrap();
+    // Counted by the lanes when they gave up, not derived as sent - ok - failed.
+    assert!(n("abandoned") > 0, "{s}");
+    assert_eq!(n("ok") + n("failed") + n("abandoned"), n("sent"), "{s}");
+    // Unthrottled: the ops handed out, each sent.
+    assert_eq!(n("scheduled"), n("sent"), "{s}");
+    // An abandoned write may or may not have landed; every ok one did.
+    let rows = count(&session().await, &format!("{ks}.testtable")).await as u64;
+    assert!(
+        rows >= n("ok") && rows <= n("ok") + n("abandoned"),
+        "{rows} rows: {s}"
+    );
+    drop_keyspace(&session().await, &ks).await;
+}

@@ -299,7 +299,7 @@ where
     };
     let s = shared.clone();
     let (aggregator, snapshots) = Aggregator::new(cfg, Box::new(move || (s.gauges(), s.cluster())));
-    let (reports, reports_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (reports, reports_rx) = crate::stats::report_channel();
     let aggregation = tokio::spawn(aggregator.run(reports_rx));
 
     let http_stop = CancellationToken::new();
@@ -366,7 +366,7 @@ pub fn write_summary_json(path: &std::path::Path, summary: &Summary) -> Result<(
 async fn connect_and_run(
     shared: &Arc<Shared>,
     plan: Arc<Plan>,
-    reports: tokio::sync::mpsc::UnboundedSender<crate::stats::Report>,
+    reports: tokio::sync::mpsc::Sender<crate::stats::Report>,
     shutdown: &CancellationToken,
     snapshots: watch::Receiver<Arc<Snapshot>>,
 ) -> Result<(), RunError> {
@@ -392,10 +392,10 @@ async fn connect_and_run(
         plan.name,
         plan.load.model.name(),
         shared.control.in_flight_limit(),
-        if plan.load.is_throttled() {
-            format!("{} ops/s", plan.load.rate)
-        } else {
-            "unthrottled".into()
+        // The control's, not the spec's: a rate or reload applied while connecting holds.
+        match shared.control.target_rate() {
+            r if r > 0.0 => format!("{r} ops/s"),
+            _ => "unthrottled or paused".into(),
         }
     );
     let executor = Arc::new(CqlExecutor {

@@ -93,11 +93,13 @@ impl Control {
         self.tx.borrow().clone()
     }
 
-    /// Marks the start of issuing: the schedule (and its stages) is anchored now.
+    /// Marks the start of issuing: the schedule in force (and its stages) is anchored now.
+    /// It is the one `/status` showed while waiting: the spec's, or what a rate or a reload
+    /// set before the start (during `shard.start_at` or the connect retries), never the
+    /// spec's again.
     pub(super) fn start(&self, at: Instant) {
-        let load = self.load.clone();
         self.tx.send_modify(|s| {
-            s.schedule = Arc::new(plan_schedule(&load, at, 0));
+            s.schedule = Arc::new(s.schedule.anchored(at, 0));
             // A pause before the start holds the schedule from the start on.
             s.paused_at = s.paused_at.map(|_| at);
         });
@@ -197,6 +199,20 @@ impl Control {
                 s.paused_at = s.paused_at.map(|_| now);
             }
         });
+    }
+
+    /// The ops of the run's window, from the schedule alone: with a rate, those due before
+    /// `end` (op numbers below `limit`; a paused schedule stands still from the pause on);
+    /// without one nothing is ever due, and the window holds the ops handed out to the lanes.
+    /// Never derived from what the lanes sent or dropped: the sum of those is checked
+    /// against it.
+    pub(super) fn scheduled(&self, end: Instant, limit: u64) -> u64 {
+        let s = self.tx.borrow();
+        if !s.schedule.is_throttled() {
+            return self.next_op.load(Ordering::Relaxed).min(limit);
+        }
+        let end = s.paused_at.map_or(end, |p| p.min(end));
+        s.schedule.due_before(end).min(limit)
     }
 
     /// The ops due before `end` (op numbers below `limit`) that no lane sent: those never

@@ -40,7 +40,7 @@ pub struct LaneShared<E> {
     pub executor: Arc<E>,
     pub plan: Arc<Plan>,
     pub control: Arc<Control>,
-    pub reports: mpsc::UnboundedSender<Report>,
+    pub reports: mpsc::Sender<Report>,
     /// Cancelled when the run must stop issuing (its end, or a signal).
     pub stop: CancellationToken,
     /// Cancelled when draining must end: in-flight requests are then abandoned.
@@ -48,7 +48,7 @@ pub struct LaneShared<E> {
     pub measure_from: Instant,
     /// When a run with a duration stops issuing: an op due then or later is not part of it.
     pub ends_at: Option<Instant>,
-    /// Lanes of the multiplexing models (sync uses one lane per worker).
+    /// Lanes of the run, every model alike.
     pub lanes: u32,
 }
 
@@ -281,7 +281,7 @@ impl<E: Executor> Lane<'_, E> {
                 _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
                 _ = report.tick() => {
                     self.node_in_flight = node_in_flight(&mut in_flight);
-                    self.report(in_flight.len(), false);
+                    self.report(in_flight.len());
                 }
                 _ = &mut stopped => {}
             }
@@ -303,12 +303,16 @@ impl<E: Executor> Lane<'_, E> {
                 _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
                 _ = report.tick() => {
                     self.node_in_flight = node_in_flight(&mut in_flight);
-                    self.report(in_flight.len(), false);
+                    self.report(in_flight.len());
                 }
-                _ = &mut abandoned => break,
+                _ = &mut abandoned => {
+                    // Given up: counted here, where it happens, not derived from the others.
+                    self.stats.abandoned += in_flight.len() as u64;
+                    break;
+                }
             }
         }
-        self.report(in_flight.len(), true);
+        self.report_last(in_flight.len()).await;
         held
     }
 
@@ -333,9 +337,13 @@ impl<E: Executor> Lane<'_, E> {
         Some((k, self.settings.schedule.due(k)))
     }
 
-    /// Drops the claimed late op and every other op already late, in one step.
+    /// Drops the claimed late op and every other op already late, in one step: those due
+    /// before the run's end only. A lane that sees the end late (held up past it, before the
+    /// stop reached it) must not count ops due after the end: they are not part of the run.
     fn drop_late(&mut self, now: Instant) {
-        let due = self.settings.schedule.due_before(now - DROP_AFTER);
+        let late = now - DROP_AFTER;
+        let until = self.shared.ends_at.map_or(late, |end| end.min(late));
+        let due = self.settings.schedule.due_before(until);
         let previous = self
             .shared
             .control
@@ -349,26 +357,43 @@ impl<E: Executor> Lane<'_, E> {
     }
 
     fn record(&mut self, s: &Sample, in_flight: usize) {
-        if !self.measuring && s.done >= self.shared.measure_from {
-            // Close the warm-up interval so the summary can leave it out.
-            self.report(in_flight, false);
+        // Close the warm-up interval so the summary can leave it out. Should the report
+        // channel be full, the interval stays open (and counts as warm-up) until it is sent.
+        if !self.measuring && s.done >= self.shared.measure_from && self.report(in_flight) {
             self.measuring = true;
         }
         self.stats.record(s);
     }
 
-    fn report(&mut self, in_flight: usize, last: bool) {
-        let stats = self.stats.take();
-        let _ = self.shared.reports.send(Report::Lane(LaneReport {
+    /// Hands this interval to the aggregator, if the report channel has room; if not, the
+    /// interval goes on and the next report carries both (coalesced: no count is lost, and
+    /// the lane never waits for the aggregator). Whether it was sent.
+    fn report(&mut self, in_flight: usize) -> bool {
+        let Ok(permit) = self.shared.reports.try_reserve() else {
+            return false;
+        };
+        permit.send(self.interval(in_flight, false));
+        self.stats.peak_in_flight = in_flight as u32;
+        true
+    }
+
+    /// The lane's last report: it waits for room (nothing is sent any more).
+    async fn report_last(&mut self, in_flight: usize) {
+        let last = self.interval(in_flight, true);
+        let _ = self.shared.reports.send(last).await;
+    }
+
+    /// This interval's statistics, handed over; a fresh interval starts.
+    fn interval(&mut self, in_flight: usize, last: bool) -> Report {
+        Report::Lane(LaneReport {
             lane: self.id as usize,
             at: Instant::now(),
-            stats,
+            stats: self.stats.take(),
             in_flight: in_flight as u32,
             warmup: !self.measuring,
             last,
             node_in_flight: self.node_in_flight.clone(),
-        }));
-        self.stats.peak_in_flight = in_flight as u32;
+        })
     }
 }
 

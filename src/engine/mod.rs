@@ -41,7 +41,7 @@ pub async fn run<E: Executor>(
     executor: Arc<E>,
     plan: Arc<Plan>,
     control: Arc<Control>,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::Sender<Report>,
     stop: CancellationToken,
 ) {
     if let Some(at) = plan.shard.start_at {
@@ -55,10 +55,12 @@ pub async fn run<E: Executor>(
     }
     let start = Instant::now();
     control.start(start);
-    let _ = reports.send(Report::Started {
-        at: start,
-        measure_from: start + plan.load.warmup,
-    });
+    let _ = reports
+        .send(Report::Started {
+            at: start,
+            measure_from: start + plan.load.warmup,
+        })
+        .await;
 
     let issuing = stop.child_token();
     let ends_at = match plan.load.end {
@@ -92,18 +94,14 @@ pub async fn run<E: Executor>(
     });
 
     let mut set = JoinSet::new();
-    let mut spawned = 0u32;
-    let mut settings = control.subscribe();
+    for id in 0..lanes {
+        set.spawn(lane::run(shared.clone(), id));
+    }
     let mut draining = false;
     // When issuing stopped, and the due times of the ops the lanes claimed but never sent.
     let mut stopped_at = None;
     let mut held = Vec::new();
     loop {
-        let want = model::lanes_wanted(plan.load.model, &settings.borrow_and_update(), lanes);
-        while spawned < want && !draining {
-            set.spawn(lane::run(shared.clone(), spawned));
-            spawned += 1;
-        }
         tokio::select! {
             // The stop first: lanes that finish draining must not hide when issuing stopped.
             biased;
@@ -125,7 +123,6 @@ pub async fn run<E: Executor>(
                 Some(Ok(Some(due))) => held.push(due),
                 Some(_) => {}
             },
-            _ = settings.changed() => {}
         }
     }
     // Every op the schedule had due before the end was sent, dropped, or is counted here.
@@ -134,6 +131,9 @@ pub async fn run<E: Executor>(
         End::Ops(n) => n,
         _ => u64::MAX,
     };
-    let not_sent = control.not_sent(end, limit, &held);
-    let _ = shared.reports.send(Report::Ended { not_sent });
+    let ended = Report::Ended {
+        scheduled: control.scheduled(end, limit),
+        not_sent: control.not_sent(end, limit, &held),
+    };
+    let _ = shared.reports.send(ended).await;
 }

@@ -5,7 +5,7 @@
 //!
 //! | model       | knob            | lanes             | a lane may send when ...                          |
 //! |-------------|-----------------|-------------------|---------------------------------------------------|
-//! | `sync`      | `workers`       | one per worker    | it has nothing in flight (capacity 1)             |
+//! | `sync`      | `workers`       | one per thread    | one of its workers is idle (its share of workers) |
 //! | `batches`   | `batch_size`    | one per thread    | its batch is still filling; then all must finish  |
 //! | `pipeline`  | `window`        | one per thread    | below its window share; completions in FIFO order |
 //! | `unbounded` | `max_in_flight` | one per thread    | below its share of the cap (the cap is the knob)  |
@@ -13,18 +13,20 @@
 //!
 //! The knob's value is checked by the plan (`plan/load.rs`) and changed live by
 //! [`set_knob`]; `max_in_flight` caps every model.
+//!
+//! `sync` runs its workers inside one lane per runtime thread, not as a task each. A worker is
+//! a slot of its lane: it sends one request and awaits it, then takes the next op. Ops are
+//! claimed in order as workers become idle, so a lane of `n` workers sends exactly what `n`
+//! worker tasks would: op `k` at its due time once a worker is idle. What changes is the cost:
+//! statistics belong to a lane, and a lane alone writes them (no lock, no atomic on the hot
+//! path); with a lane per worker, 1,000 workers kept 1,000 sets of HDR histograms (about
+//! 220 KB each, replaced five times a second) and one aggregator merged them all, which took
+//! 12.8 GiB of memory and most of the CPU (issue 21). Per-thread statistics shared by worker
+//! tasks would have needed a thread-local (tasks move between threads, and each thread's last
+//! interval would have no owner to hand it over) or a lock; a lane per thread needs neither.
 
 use super::control::{Refused, Settings};
 use crate::plan::Model;
-
-/// The lanes a run keeps: one per worker for `sync` (a worker is a lane with capacity 1),
-/// else `lanes` (the plan's, or one per runtime thread), whatever the knob.
-pub fn lanes_wanted(model: Model, s: &Settings, lanes: u32) -> u32 {
-    match model {
-        Model::Sync => s.concurrency.min(s.max_in_flight),
-        _ => lanes,
-    }
-}
 
 /// The in-flight limit that results from the settings: the knob, capped by `max_in_flight`
 /// (for `unbounded` the cap is the knob).
@@ -35,13 +37,10 @@ pub fn in_flight_limit(model: Model, s: &Settings) -> u32 {
     }
 }
 
-/// Requests lane `lane` of `lanes` may have in flight: a `sync` worker 1 (or 0 when it is
-/// beyond the workers wanted now), the others their share of the limit.
+/// Requests lane `lane` of `lanes` may have in flight: its share of the limit (for `sync`,
+/// its share of the workers, each with one request in flight).
 pub fn lane_capacity(model: Model, s: &Settings, lane: u32, lanes: u32) -> u32 {
-    match model {
-        Model::Sync => u32::from(lane < s.concurrency.min(s.max_in_flight)),
-        _ => share(in_flight_limit(model, s), lane, lanes),
-    }
+    share(in_flight_limit(model, s), lane, lanes)
 }
 
 /// The lane's share of `total`: lanes below `total % lanes` take one more.
@@ -151,13 +150,13 @@ mod tests {
             .map(|l| lane_capacity(Model::Pipeline, &s, l, 3))
             .collect();
         assert_eq!(shares, [3, 3, 2]);
-        assert_eq!(lanes_wanted(Model::Sync, &s, 3), 8, "a lane per worker");
-        assert_eq!(lanes_wanted(Model::Batches, &s, 3), 3);
-        assert_eq!(lane_capacity(Model::Sync, &s, 7, 8), 1);
+        let workers: Vec<u32> = (0..3)
+            .map(|l| lane_capacity(Model::Sync, &s, l, 3))
+            .collect();
         assert_eq!(
-            lane_capacity(Model::Sync, &s, 8, 9),
-            0,
-            "beyond the workers"
+            workers,
+            [3, 3, 2],
+            "sync: the workers, split between the lanes"
         );
     }
 

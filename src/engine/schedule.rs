@@ -47,6 +47,15 @@ impl Schedule {
         }
     }
 
+    /// The same rates and stages, anchored at (`at`, `first_op`).
+    pub fn anchored(&self, at: Instant, first_op: u64) -> Schedule {
+        Schedule {
+            at,
+            first_op,
+            ..self.clone()
+        }
+    }
+
     /// The same plan, `by` later: what a pause of `by` does to it. Ops due before the pause
     /// and not yet sent stay as late as they were; the stage in force goes on where it was.
     pub fn shifted(&self, by: Duration) -> Schedule {

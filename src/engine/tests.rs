@@ -93,7 +93,7 @@ async fn run_timed(plan: Arc<Plan>, fake: Arc<Fake>) -> (Summary, Duration) {
 /// Runs the engine and the aggregator to the end; returns the summary.
 async fn run_with(
     plan: Arc<Plan>,
-    fake: Arc<Fake>,
+    fake: Arc<impl Executor>,
     stop: CancellationToken,
 ) -> (Summary, Arc<Control>) {
     let control = Control::new(&plan.load, &plan.ops);
@@ -116,7 +116,7 @@ async fn run_with(
         ..AggregatorConfig::for_plan(&plan)
     };
     let (agg, _snapshots) = Aggregator::new(cfg, gauges);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = crate::stats::report_channel();
     let summary = tokio::spawn(agg.run(rx));
     run(fake, plan, control.clone(), tx, stop).await;
     (summary.await.unwrap(), control)
@@ -346,7 +346,7 @@ async fn control_changes_rate_and_concurrency_while_running() {
         c.set_concurrency(32).unwrap();
         let _ = f;
     });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::stats::report_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     run(
         fake.clone(),
@@ -388,7 +388,7 @@ async fn resume_continues_the_stages_shifted_by_the_pause() {
         assert_eq!(c.stage().map(|(i, s)| (i, s.rate)), Some((1, 1000.0)));
         assert_eq!(c.target_rate(), 1000.0);
     });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::stats::report_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     run(fake.clone(), plan, control, tx, CancellationToken::new()).await;
     drain.await.unwrap();
@@ -480,6 +480,39 @@ fn a_reload_replaces_an_explicit_rate_only_when_it_changes_the_rate() {
         control.apply_reload(&faster.load, &running.load, &running.ops);
         assert_eq!(control.stage().map(|(i, s)| (i, s.rate)), Some((0, 100.0)));
     });
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_or_reload_applied_before_the_start_is_the_one_that_runs() {
+    let spec = plan_of("model = \"chains\"\nchains = 4\nrate = 2000.0");
+    let control = Control::new(&spec.load, &spec.ops);
+    control.set_rate(500.0).unwrap();
+    assert_eq!(
+        control.target_rate(),
+        500.0,
+        "what /status says before the start"
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    control.start(tokio::time::Instant::now());
+    assert_eq!(control.target_rate(), 500.0, "... is what runs after it");
+
+    // A reload during the wait: its stages start with the run, not with the reload.
+    let control = Control::new(&spec.load, &spec.ops);
+    let staged = plan_of(
+        "model = \"chains\"\nchains = 8\nstages = [{ duration = \"10s\", rate = 100.0 }, { duration = \"10s\", rate = 300.0 }]",
+    );
+    control.apply_reload(&spec.load, &staged.load, &staged.ops);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let start = tokio::time::Instant::now();
+    control.start(start);
+    assert_eq!(control.stage().map(|(i, s)| (i, s.rate)), Some((0, 100.0)));
+    assert_eq!(control.in_flight_limit(), 8);
+    let s = control.settings().schedule;
+    assert_eq!(
+        s.due(100),
+        Some(start + Duration::from_secs(1)),
+        "anchored at the start"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -609,7 +642,7 @@ async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
         )
     });
     let (agg, snapshots) = Aggregator::new(AggregatorConfig::for_plan(&plan), gauges);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = crate::stats::report_channel();
     let summary = tokio::spawn(agg.run(rx));
     run(
         Arc::new(ThreeNodes),
@@ -637,4 +670,134 @@ async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
     );
     assert_eq!(s.nodes[0].service.count, 100);
     assert_eq!(s.nodes[1].service.count, 0, "failures have no service time");
+}
+
+/// Answers in 1 ms; the attempt of index `jump` moves the (paused) clock on by `by` while the
+/// lane polls it, as a lane busy for that long would see it: late for the run's end, before
+/// the task that stops issuing has run.
+struct Jump {
+    jump: u64,
+    by: Duration,
+    seen: Mutex<Vec<u64>>,
+}
+
+impl Executor for Jump {
+    async fn execute(&self, _op: usize, index: u64) -> Outcome {
+        self.seen.lock().unwrap().push(index);
+        if index == self.jump {
+            tokio::time::advance(self.by).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Ok((0, 8))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lane_that_sees_the_end_late_counts_no_op_due_after_it() {
+    // 100 ops/s for 1 s: ops 0..100 are the run. The lane is held up 200 ms while sending op
+    // 95 (due at 950 ms): it comes back at 1.15 s with op 96 late, and drops it with every
+    // other op late by then; those due after the end (100..114) are not part of the run.
+    let plan = plan_of(
+        "model = \"chains\"\nchains = 2\nlanes = 1\nrate = 100.0\nduration = \"1s\"\non_backlog = \"drop\"",
+    );
+    let jump = Arc::new(Jump {
+        jump: 95,
+        by: Duration::from_millis(200),
+        seen: Mutex::new(Vec::new()),
+    });
+    let (s, _) = run_with(plan, jump.clone(), CancellationToken::new()).await;
+    let table = s.table();
+    assert!(
+        jump.seen.lock().unwrap().iter().all(|&i| i < 100),
+        "{table}"
+    );
+    assert_eq!(s.scheduled, 100, "{table}");
+    assert_eq!(s.sent, 96, "ops 0..=95: {table}");
+    assert_eq!(s.sent + s.dropped + s.not_sent_run_ended, 100, "{table}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_still_out_at_the_drain_deadline_are_counted_as_abandoned() {
+    // 10 ops due in 1 s; four chains, each stuck on a request that never answers: four sent,
+    // six never sent, the four given up 100 ms into the drain.
+    let plan = plan_with(
+        "",
+        "timeout = \"60s\"",
+        "model = \"chains\"\nchains = 4\nlanes = 2\nrate = 10.0\nduration = \"1s\"\ndrain_timeout = \"100ms\"",
+    );
+    let (s, took) = run_timed(plan, Fake::hanging(Duration::ZERO, usize::MAX)).await;
+    let table = s.table();
+    assert_eq!(
+        (s.scheduled, s.sent, s.not_sent_run_ended, s.abandoned),
+        (10, 4, 6, 4),
+        "{table}"
+    );
+    assert_eq!((s.ok, s.failed), (0, 0), "{table}");
+    assert!(took < Duration::from_millis(1150), "{took:?}");
+}
+
+/// What the engine reported, read straight off the report channel: the lanes that reported,
+/// how many lane reports, and the sums of requests sent and completed.
+#[derive(Debug, Default)]
+struct Reported {
+    lanes: HashSet<usize>,
+    reports: usize,
+    issued: u64,
+    completed: u64,
+}
+
+async fn read_reports(mut rx: tokio::sync::mpsc::Receiver<crate::stats::Report>) -> Reported {
+    let mut out = Reported::default();
+    while let Some(r) = rx.recv().await {
+        if let crate::stats::Report::Lane(r) = r {
+            out.lanes.insert(r.lane);
+            out.reports += 1;
+            out.issued += r.stats.issued;
+            out.completed += r.stats.completed();
+        }
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn sync_workers_share_the_statistics_of_their_lane() {
+    // A thousand workers on two lanes: two sets of statistics, not a thousand (each worker
+    // its own lane took 12.8 GiB at 1,000 workers), and still a thousand requests in flight.
+    let plan = plan_of("model = \"sync\"\nworkers = 1000\nops = 5000\nlanes = 2");
+    let fake = Fake::new(Duration::from_millis(10));
+    let control = Control::new(&plan.load, &plan.ops);
+    let (tx, rx) = crate::stats::report_channel();
+    let reported = tokio::spawn(read_reports(rx));
+    run(fake.clone(), plan, control, tx, CancellationToken::new()).await;
+    let reported = reported.await.unwrap();
+    assert_eq!(reported.lanes, HashSet::from([0, 1]), "{reported:?}");
+    assert_eq!((reported.issued, reported.completed), (5000, 5000));
+    assert_eq!(fake.peak.load(Ordering::SeqCst), 1000, "every worker busy");
+    assert_eq!(fake.seen.lock().unwrap().len(), 5000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_report_channel_coalesces_intervals_and_never_holds_requests_back() {
+    // The aggregator reads nothing for 3 s, through a channel of one report: the lanes go
+    // on sending at their rate, and the intervals they could not hand over arrive later,
+    // merged, with every request counted.
+    let plan = plan_of("model = \"chains\"\nchains = 8\nlanes = 2\nops = 2000\nrate = 1000.0");
+    let fake = Fake::new(Duration::from_millis(1));
+    let control = Control::new(&plan.load, &plan.ops);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let reported = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        read_reports(rx).await
+    });
+    let start = tokio::time::Instant::now();
+    run(fake.clone(), plan, control, tx, CancellationToken::new()).await;
+    let reported = reported.await.unwrap();
+    let last_sent = *fake.started_at.lock().unwrap().last().unwrap() - start;
+    assert!(
+        last_sent < Duration::from_millis(2002),
+        "the last op is due at 1.999 s, sent at {last_sent:?}"
+    );
+    assert_eq!((reported.issued, reported.completed), (2000, 2000));
+    // Two lanes reporting five times a second for 2 s: about 20 reports if none waited.
+    assert!(reported.reports <= 8, "{reported:?}");
 }

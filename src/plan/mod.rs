@@ -172,7 +172,7 @@ pub struct LoadPlan {
     pub warmup: Duration,
     /// Ops that fall due wait for the next release, at most this long (see `engine::lane`).
     pub release_every: Duration,
-    /// Number of lanes for the models that multiplex (all but `sync`); 0 = runtime threads.
+    /// Number of lanes, every model alike (`sync` splits its workers between them); 0 = runtime threads.
     pub lanes: u32,
     pub drain_timeout: Duration,
     pub abort: AbortPlan,

@@ -22,6 +22,17 @@ use super::summary::{Measured, Summary};
 /// within two seconds, long enough to smooth lane reports arriving at their own times.
 const ACHIEVED_WINDOW: Duration = Duration::from_millis(1500);
 
+/// Reports the channel to the aggregator holds. Bounded: a report carries a lane's interval
+/// histograms (a few hundred KB), so a slow aggregator must not let them pile up. A lane that
+/// finds it full keeps its interval and sends it with the next one (coalesced: counts are
+/// never lost, the request path never waits); only a lane's last report waits for room.
+pub const REPORTS_CAPACITY: usize = 32;
+
+/// The channel from the engine to the aggregator, [`REPORTS_CAPACITY`] deep.
+pub fn report_channel() -> (mpsc::Sender<Report>, mpsc::Receiver<Report>) {
+    mpsc::channel(REPORTS_CAPACITY)
+}
+
 /// What reaches the aggregator.
 #[derive(Debug)]
 pub enum Report {
@@ -31,8 +42,10 @@ pub enum Report {
         measure_from: Instant,
     },
     Lane(LaneReport),
-    /// The run has ended: `not_sent` ops were due before its end and never sent.
+    /// The run has ended: `scheduled` ops were due in its window (from the schedule; without
+    /// a rate, the ops handed out), `not_sent` of them were never sent.
     Ended {
+        scheduled: u64,
         not_sent: u64,
     },
 }
@@ -112,13 +125,7 @@ impl LaneState {
     fn absorb(&mut self, r: &LaneReport) {
         self.in_flight = if r.last { 0 } else { r.in_flight };
         self.peak = self.peak.max(r.stats.peak_in_flight);
-        self.completed += r
-            .stats
-            .ops
-            .iter()
-            .flatten()
-            .map(|o| o.ok + o.error_count())
-            .sum::<u64>();
+        self.completed += r.stats.completed();
         self.history.push_back((r.at, self.completed));
         while self.history.len() > 2 && r.at.duration_since(self.history[0].0) > ACHIEVED_WINDOW {
             self.history.pop_front();
@@ -201,7 +208,7 @@ impl Aggregator {
 
     /// Runs until every sender of `reports` is gone (all lanes finished), then returns the
     /// summary of the run.
-    pub async fn run(mut self, mut reports: mpsc::UnboundedReceiver<Report>) -> Summary {
+    pub async fn run(mut self, mut reports: mpsc::Receiver<Report>) -> Summary {
         let mut tick = tokio::time::interval(self.cfg.publish_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -226,7 +233,11 @@ impl Aggregator {
                 return;
             }
             Report::Lane(r) => r,
-            Report::Ended { not_sent } => {
+            Report::Ended {
+                scheduled,
+                not_sent,
+            } => {
+                self.measured.scheduled += scheduled;
                 self.not_sent_run_ended += not_sent;
                 return;
             }
@@ -239,6 +250,7 @@ impl Aggregator {
         let s = &r.stats;
         self.issued += s.issued;
         self.dropped_backlog += s.dropped_backlog;
+        self.measured.abandoned += s.abandoned;
         self.lag.add_hdr(&s.lag, &self.bounds_ns);
         self.recent.add_lag(&s.lag);
         for (i, op) in s.ops.iter().enumerate() {

@@ -182,6 +182,8 @@ pub struct LaneStats {
     pub lag: Histogram<u64>,
     pub issued: u64,
     pub dropped_backlog: u64,
+    /// Requests given up when draining ran out of time (counted by the lane that gave up).
+    pub abandoned: u64,
     pub peak_in_flight: u32,
     /// Per node, indexed by the node table; grown when a node first completes a request here.
     pub nodes: Vec<Option<NodeStats>>,
@@ -201,8 +203,18 @@ impl LaneStats {
             lag: histogram(sigfig),
             issued: 0,
             dropped_backlog: 0,
+            abandoned: 0,
             peak_in_flight: 0,
         }
+    }
+
+    /// Requests that completed in this interval, ok or failed.
+    pub fn completed(&self) -> u64 {
+        self.ops
+            .iter()
+            .flatten()
+            .map(|o| o.ok + o.error_count())
+            .sum()
     }
 
     /// Hands over this interval's statistics and starts a fresh one.

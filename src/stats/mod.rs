@@ -9,7 +9,9 @@ mod recent;
 mod snapshot;
 mod summary;
 
-pub use aggregate::{Aggregator, AggregatorConfig, GaugeSource, Report};
+pub use aggregate::{
+    Aggregator, AggregatorConfig, GaugeSource, REPORTS_CAPACITY, Report, report_channel,
+};
 pub use hdrlog::{HdrLog, HdrLogResult};
 pub use lane::{Failed, LaneReport, LaneStats, NodeStats, OpStats, Sample, Slowest, bounds_ns};
 pub use recent::{Recent, RecentLatency};

@@ -20,6 +20,11 @@ pub struct Measured {
     sigfig: u8,
     ops: Vec<OpStats>,
     lag: Histogram<u64>,
+    /// Whole-run counts (warm-up included), each counted where it happens: the ops the
+    /// schedule made due in the run's window (by the engine, from the schedule, at the end),
+    /// and the requests the lanes gave up at the drain deadline.
+    pub scheduled: u64,
+    pub abandoned: u64,
 }
 
 impl Measured {
@@ -31,6 +36,8 @@ impl Measured {
             sigfig,
             ops: (0..ops).map(|_| OpStats::new(sigfig)).collect(),
             lag: histogram(sigfig),
+            scheduled: 0,
+            abandoned: 0,
         }
     }
 
@@ -119,7 +126,9 @@ pub struct Summary {
     /// Whole-run accounting, warm-up included: every scheduled op is sent, dropped (late
     /// under on_backlog = "drop"), or not sent because the run ended first (with a rate:
     /// due before the end, still queued); every sent one ends ok, failed, or abandoned
-    /// (still in flight when draining timed out).
+    /// (still in flight when draining timed out). Each term is counted on its own (scheduled
+    /// from the schedule, abandoned by the lanes at the drain deadline), so the two sums are
+    /// checks, not identities.
     pub scheduled: u64,
     pub sent: u64,
     pub ok: u64,
@@ -194,13 +203,13 @@ impl Summary {
             total: summarize("total", &all),
             ops,
             schedule_lag: Percentiles::of(&m.lag),
-            scheduled: last.issued + dropped + not_sent,
+            scheduled: m.scheduled,
             sent: last.issued,
             ok,
             failed,
             dropped,
             not_sent_run_ended: not_sent,
-            abandoned: last.issued.saturating_sub(ok + failed),
+            abandoned: m.abandoned,
             peak_in_flight: last.peak_in_flight,
             in_flight_limit: last.gauges.in_flight_limit,
             client_cpu_seconds: m.cpu.1 - m.cpu.0,
