@@ -29,6 +29,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -330,6 +331,7 @@ def check_dockerfile() -> None:
             for item in r.split()[:-1]:
                 if not (REPO / item).exists():
                     bad(f"Dockerfile: COPY source {item} does not exist in the build context")
+    check_target_stubs(builder["ins"])
     runtimes = [s for s in stages[1:] if s["name"] != builder["name"]]
     for s in runtimes:
         where = f"Dockerfile stage {s['name'] or s['image']}"
@@ -366,6 +368,45 @@ def check_dockerfile() -> None:
         for needed in ("Cargo.toml", "Cargo.lock", "src"):
             if needed in pats or "*" in pats:
                 bad(f".dockerignore excludes {needed}, which the image build needs")
+
+
+STUBS = DEPLOY / "cargo-target-stubs.sh"
+
+
+def declared_target_paths(manifest: dict) -> set[str]:
+    """The source files cargo insists on when it parses the manifest: every explicit target's
+    path, or cargo's default for its kind and name."""
+    defaults = {"test": "tests/{}.rs", "example": "examples/{}.rs", "bench": "benches/{}.rs",
+                "bin": "src/bin/{}.rs"}
+    paths = set()
+    for kind, pattern in defaults.items():
+        for target in manifest.get(kind, []):
+            paths.add(target.get("path") or pattern.format(target.get("name", "")))
+    if "lib" in manifest:
+        paths.add(manifest["lib"].get("path", "src/lib.rs"))
+    return paths
+
+
+def check_target_stubs(builder_ins: list[tuple[str, str]]) -> None:
+    """The dependency-cache step (Cargo.toml and Cargo.lock only) must stub every target
+    Cargo.toml declares, or cargo refuses the manifest and the image does not build."""
+    runs = [r for w, r in builder_ins if w == "RUN"]
+    first_build = next((i for i, r in enumerate(runs) if "cargo build" in r), None)
+    if first_build is None or "cargo-target-stubs" not in runs[first_build]:
+        bad("Dockerfile: the first cargo build must run after cargo-target-stubs (stubs for "
+            "every target Cargo.toml declares)")
+    manifest = tomllib.loads((REPO / "Cargo.toml").read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "Cargo.toml").write_text((REPO / "Cargo.toml").read_text())
+        proc = subprocess.run(["sh", str(STUBS), "Cargo.toml"], cwd=scratch,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            bad(f"{rel(STUBS)} failed: {proc.stderr.strip()}")
+            return
+        for path in sorted(declared_target_paths(manifest)):
+            if not (Path(scratch) / path).is_file():
+                bad(f"{rel(STUBS)}: Cargo.toml declares a target at {path}, which it does not "
+                    "stub (the image's dependency-cache step would fail to parse the manifest)")
 
 
 def dockerfile_runtime_uid() -> int | None:
