@@ -23,6 +23,9 @@ MMDEBSTRAP_SLIM=(
 LOCAL_CAS=(/usr/local/share/ca-certificates/*.crt)
 [[ -e "${LOCAL_CAS[0]}" ]] || LOCAL_CAS=()
 
+# The PATH the official images set in their configuration (`podman kube play` needs it there).
+STANDARD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
 recipe_hash() { { printf '%s\n' "$@"; cat "${LOCAL_CAS[@]}" /dev/null; } | sha256sum | cut -c1-16; }
 
 # has_base NAME HASH: the image exists and was made from this recipe.
@@ -77,7 +80,7 @@ base_builder() {
     mapfile -t hooks < <(ca_hooks)
     changes=(
         "ENV CARGO_HOME=/usr/local/cargo"
-        "ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        "ENV PATH=/usr/local/cargo/bin:/usr/local/rust/bin:$STANDARD_PATH"
     )
     make_base "$name" "$(recipe_hash builder 1 "${hooks[@]}" "${changes[@]}")" minbase \
         ca-certificates,curl,gcc,g++,libc6-dev,make,pkg-config,libssl-dev hooks changes
@@ -85,7 +88,7 @@ base_builder() {
 
 # debian:12.x-slim: minbase is what the official slim image is (apt, no docs).
 base_slim() {
-    local name="$1" hooks=() changes=("CMD [\"bash\"]")
+    local name="$1" hooks=() changes=("ENV PATH=$STANDARD_PATH" "CMD [\"bash\"]")
     make_base "$name" "$(recipe_hash slim 1 "${changes[@]}")" minbase "" hooks changes
 }
 
@@ -102,7 +105,7 @@ base_distroless() {
         # What extract leaves behind of apt and dpkg is not part of a distroless image.
         --customize-hook='rm -rf "$1/var/lib/apt" "$1/var/cache/apt" "$1/var/lib/dpkg" "$1/var/log"/*'
     )
-    changes=("USER 65532:65532" "WORKDIR /home/nonroot")
+    changes=("ENV PATH=$STANDARD_PATH" "USER 65532:65532" "WORKDIR /home/nonroot")
     make_base "$name" "$(recipe_hash distroless 1 "${hooks[@]}" "${changes[@]}")" extract \
         libc6,libgcc-s1,libssl3,netbase,tzdata hooks changes
 }

@@ -23,6 +23,8 @@ write_podman_config() {
     [[ "$nproc" == unlimited || "$nproc" -gt 32768 ]] && nproc=32768
     [[ "$nofile" == unlimited ]] && nofile=1048576
     mkdir -p "$PODMAN_STATE/storage" "$PODMAN_STATE/networks" "$PODMAN_STATE/tmp" "$PODMAN_RUNROOT"
+    # Keep the store out of git without touching the repository's .gitignore (as check-deploy).
+    [[ -f "$REPO_DIR/.cache/.gitignore" ]] || { mkdir -p "$REPO_DIR/.cache" && printf '*\n' >"$REPO_DIR/.cache/.gitignore"; }
     cat >"$PODMAN_STATE/storage.conf" <<EOF
 # Written by scripts/container: the project's private podman storage.
 [storage]
