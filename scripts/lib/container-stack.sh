@@ -112,7 +112,7 @@ check_image_runtime() {
     out="$(podman exec "$cq" sh -c 'touch /usr/local/bin/x' 2>&1)" && die "the root filesystem accepted a write"
     [[ "$out" == *"Read-only file system"* ]] || die "writing to the root failed, but not as read-only: $out"
     pass "the root filesystem is read-only (a write fails: Read-only file system)"
-    podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE" | grep -q cqlpulse-healthcheck ||
+    [[ "$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE")" == *cqlpulse-healthcheck* ]] ||
         die "the image carries no HEALTHCHECK (built without --format docker?)"
     wait_until 60 "the image's HEALTHCHECK reports healthy" healthy "$cq" || die "HEALTHCHECK unhealthy"
     pass "the image's HEALTHCHECK (podman healthcheck run) reports healthy"
@@ -170,11 +170,13 @@ check_extra_containers() {
 # `podman stop` (SIGTERM) drains: exit 0, the summary in the log and in the volume, and every
 # insert it counts as ok is a row in the table (sequence keys: one row per insert).
 check_drain() {
-    local cq="$1" code volume summary ok sent rows
+    local cq="$1" code log volume summary ok sent rows
     podman stop -t 40 "$cq" >/dev/null
     code="$(podman inspect --format '{{.State.ExitCode}}' "$cq")"
     [[ "$code" == 0 ]] || die "cqlpulse exited $code on SIGTERM: $(podman logs --tail 30 "$cq" 2>&1)"
-    podman logs "$cq" 2>&1 | grep -q "cqlpulse: workload \`container\`" || die "no summary in the container's log"
+    # Into a variable first: grep -q ends early, and under pipefail the writer's SIGPIPE fails a pipe.
+    log="$(podman logs "$cq" 2>&1)"
+    grep -q "cqlpulse: workload \`container\`" <<<"$log" || die "no summary in the container's log: $(tail -n 15 <<<"$log")"
     pass "podman stop (SIGTERM) drains: exit code 0, the summary table in the log"
     volume="$(podman inspect --format '{{range .Mounts}}{{if eq .Destination "/var/lib/cqlpulse"}}{{.Name}}{{end}}{{end}}' "$cq")"
     summary="$(podman volume inspect --format '{{.Mountpoint}}' "$volume")/summary.json"
@@ -207,7 +209,7 @@ cmd_kube() {
         die "the kube-played pod never became ready: $(podman logs --tail 20 "$ctr" 2>&1)"
     [[ "$(podman exec "$ctr" id -u)" == 10001 ]] || die "the pod's container does not run as 10001"
     [[ "$(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$ctr")" == true ]] || die "the pod's root is not read-only"
-    podman exec "$ctr" cat /etc/cqlpulse/spec.toml | grep -q 'name = "kv-mixed"' || die "the ConfigMap's spec is not mounted"
+    [[ "$(podman exec "$ctr" cat /etc/cqlpulse/spec.toml)" == *'name = "kv-mixed"'* ]] || die "the ConfigMap's spec is not mounted"
     pass "podman kube play: StatefulSet pod + ConfigMap spec run, ready, uid 10001, read-only root"
     podman kube down "$yaml" >>"$LOG_DIR/kube.log" 2>&1 || die "podman kube down failed"
 }
