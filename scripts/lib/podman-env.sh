@@ -3,7 +3,9 @@
 # (images, build cache, containers, volumes, network definitions) lives under $PODMAN_STATE
 # (default <repo>/.cache/podman), selected with CONTAINERS_CONF and CONTAINERS_STORAGE_CONF:
 # nothing in /etc changes, and `rm -rf .cache/podman` (after `scripts/container clean`)
-# forgets it all. Reads REPO_DIR; sets PODMAN_STATE, PODMAN_RUNROOT and exports the two.
+# forgets it all (podman's blob-info cache, a small file in /var/lib/containers/cache, and
+# netavark's empty base firewall chains are the only traces outside; no setting moves them).
+# Reads REPO_DIR; sets PODMAN_STATE, PODMAN_RUNROOT and exports the two.
 #
 # Facts of the CI machines this encodes: crun cannot start containers (cgroups in hybrid
 # mode), so runc; the open-files and process limits cannot be raised, so containers get
