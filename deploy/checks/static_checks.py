@@ -29,6 +29,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -120,6 +121,21 @@ def host_path(base: Path, svc: dict, container_path: str) -> Path | None:
     return (base / best[0] / container_path[len(best[1]):].lstrip("/")).resolve()
 
 
+def image_file(container_path: str) -> Path | None:
+    """The file of the repository that deploy/Dockerfile copies to container_path in its
+    runtime stages (COPY SRC DEST, not --from), so a service can run what the image carries."""
+    for word, rest in dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8")):
+        parts = rest.split()
+        if word == "COPY" and len(parts) == 2 and not parts[0].startswith("--") \
+                and parts[1] == container_path:
+            return (REPO / parts[0]).resolve()
+    return None
+
+
+def spec_path(base: Path, svc: dict, container_path: str) -> Path | None:
+    return host_path(base, svc, container_path) or image_file(container_path)
+
+
 def check_compose() -> None:
     base = COMPOSE.parent
     doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
@@ -205,13 +221,19 @@ def check_compose() -> None:
     ccmd = cq.get("command") or []
     ccmd = shlex.split(ccmd) if isinstance(ccmd, str) else [str(c) for c in ccmd]
     if len(ccmd) >= 2 and ccmd[0] == "run":
-        spec = host_path(base, cq, ccmd[1])
+        spec = spec_path(base, cq, ccmd[1])
         if spec is None:
-            bad(f"compose: cqlpulse spec {ccmd[1]} is not under a bind mount")
+            bad(f"compose: cqlpulse spec {ccmd[1]} is neither under a bind mount nor in the image")
         elif not spec.is_file():
             bad(f"compose: cqlpulse spec {ccmd[1]} is {rel(spec)} on the host, which does not exist")
         if "--listen" in ccmd and not ccmd[ccmd.index("--listen") + 1].endswith(f":{METRICS_PORT}"):
             bad(f"compose: cqlpulse --listen should use port {METRICS_PORT}")
+        listen = str(env.get("CQLPULSE__METRICS__LISTEN", f"0.0.0.0:{METRICS_PORT}")).strip('"')
+        if not listen.startswith("0.0.0.0:") or not listen.endswith(f":{METRICS_PORT}"):
+            bad(f"compose: CQLPULSE__METRICS__LISTEN should be 0.0.0.0:{METRICS_PORT}")
+        if cq.get("read_only") and not any(
+                parse_volume(v)[2] == "/var/lib/cqlpulse" for v in cq.get("volumes", []) or []):
+            bad("compose: a read-only cqlpulse needs a volume at /var/lib/cqlpulse for its outputs")
     else:
         bad("compose: cqlpulse command should be ['run', SPEC, ...]")
 
@@ -330,6 +352,7 @@ def check_dockerfile() -> None:
             for item in r.split()[:-1]:
                 if not (REPO / item).exists():
                     bad(f"Dockerfile: COPY source {item} does not exist in the build context")
+    check_target_stubs(builder["ins"])
     runtimes = [s for s in stages[1:] if s["name"] != builder["name"]]
     for s in runtimes:
         where = f"Dockerfile stage {s['name'] or s['image']}"
@@ -366,6 +389,45 @@ def check_dockerfile() -> None:
         for needed in ("Cargo.toml", "Cargo.lock", "src"):
             if needed in pats or "*" in pats:
                 bad(f".dockerignore excludes {needed}, which the image build needs")
+
+
+STUBS = DEPLOY / "cargo-target-stubs.sh"
+
+
+def declared_target_paths(manifest: dict) -> set[str]:
+    """The source files cargo insists on when it parses the manifest: every explicit target's
+    path, or cargo's default for its kind and name."""
+    defaults = {"test": "tests/{}.rs", "example": "examples/{}.rs", "bench": "benches/{}.rs",
+                "bin": "src/bin/{}.rs"}
+    paths = set()
+    for kind, pattern in defaults.items():
+        for target in manifest.get(kind, []):
+            paths.add(target.get("path") or pattern.format(target.get("name", "")))
+    if "lib" in manifest:
+        paths.add(manifest["lib"].get("path", "src/lib.rs"))
+    return paths
+
+
+def check_target_stubs(builder_ins: list[tuple[str, str]]) -> None:
+    """The dependency-cache step (Cargo.toml and Cargo.lock only) must stub every target
+    Cargo.toml declares, or cargo refuses the manifest and the image does not build."""
+    runs = [r for w, r in builder_ins if w == "RUN"]
+    first_build = next((i for i, r in enumerate(runs) if "cargo build" in r), None)
+    if first_build is None or "cargo-target-stubs" not in runs[first_build]:
+        bad("Dockerfile: the first cargo build must run after cargo-target-stubs (stubs for "
+            "every target Cargo.toml declares)")
+    manifest = tomllib.loads((REPO / "Cargo.toml").read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "Cargo.toml").write_text((REPO / "Cargo.toml").read_text())
+        proc = subprocess.run(["sh", str(STUBS), "Cargo.toml"], cwd=scratch,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            bad(f"{rel(STUBS)} failed: {proc.stderr.strip()}")
+            return
+        for path in sorted(declared_target_paths(manifest)):
+            if not (Path(scratch) / path).is_file():
+                bad(f"{rel(STUBS)}: Cargo.toml declares a target at {path}, which it does not "
+                    "stub (the image's dependency-cache step would fail to parse the manifest)")
 
 
 def dockerfile_runtime_uid() -> int | None:
@@ -681,9 +743,9 @@ def check_compose_spec(binary: str) -> None:
     if len(cmd) < 2 or cmd[0] != "run":
         bad("compose: cqlpulse command should be ['run', SPEC, ...]")
         return
-    spec = host_path(base, svc, cmd[1])
+    spec = spec_path(base, svc, cmd[1])
     if spec is None or not spec.is_file():
-        bad(f"compose: spec {cmd[1]} is not a mounted file")
+        bad(f"compose: spec {cmd[1]} is neither a mounted file nor one the image carries")
         return
     args = [binary, "check", str(spec)]
     rest = cmd[2:]
