@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Sourced by scripts/container: a private podman for the project. Everything podman stores
 # (images, build cache, containers, volumes, network definitions) lives under $PODMAN_STATE
-# (default <repo>/.cache/podman), selected with CONTAINERS_CONF and CONTAINERS_STORAGE_CONF:
-# nothing in /etc changes, and `rm -rf .cache/podman` (after `scripts/container clean`)
+# (default ~/.cache/cqlpulse-podman, outside the clone so that every clone on one machine, CI's
+# fresh one included, reuses the base images and the dependency layer), selected with
+# CONTAINERS_CONF and CONTAINERS_STORAGE_CONF: nothing in /etc changes, and removing that
+# folder (after `scripts/container clean`)
 # forgets it all (podman's blob-info cache, a small file in /var/lib/containers/cache, and
 # netavark's empty base firewall chains are the only traces outside; no setting moves them).
 # Reads REPO_DIR; sets PODMAN_STATE, PODMAN_RUNROOT and exports the two.
@@ -11,7 +13,7 @@
 # mode), so runc; the open-files and process limits cannot be raised, so containers get
 # the hard limits the caller already has (podman's defaults are above them); there is no systemd to run journald or health-check timers.
 
-PODMAN_STATE="${PODMAN_STATE:-$REPO_DIR/.cache/podman}"
+PODMAN_STATE="${PODMAN_STATE:-${XDG_CACHE_HOME:-$HOME/.cache}/cqlpulse-podman}"
 # Run-time state (sockets, locks) stays short-pathed and off the disk: socket paths under a
 # deep work tree would pass the 108-byte limit of a Unix socket address.
 PODMAN_RUNROOT="/run/cqlpulse-podman-$(printf '%s' "$PODMAN_STATE" | cksum | cut -d' ' -f1)"
