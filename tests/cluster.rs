@@ -3,7 +3,8 @@
 //! that survives a rolling restart.
 //!
 //! The nodes' addresses come from `CQLPULSE_TEST_CLUSTER` (comma-separated, port 9042; default
-//! `127.0.0.1,127.0.0.2,127.0.0.3`); node N of `scripts/cassandra stop-node N` is the Nth.
+//! `127.0.3.1,127.0.3.2,127.0.3.3`, where `scripts/test` starts the cluster, beside the plain
+//! node); node N of `scripts/cassandra stop-node N` is the Nth.
 //! Without the cluster the tests fail, naming what is missing.
 
 mod common;
@@ -21,7 +22,7 @@ const ADDR: &str = "127.0.0.1:19465";
 /// `ADDRESS:9042` of each node, node 1 first.
 fn cluster() -> Vec<String> {
     let list = std::env::var("CQLPULSE_TEST_CLUSTER")
-        .unwrap_or_else(|_| "127.0.0.1,127.0.0.2,127.0.0.3".into());
+        .unwrap_or_else(|_| "127.0.3.1,127.0.3.2,127.0.3.3".into());
     let nodes: Vec<String> = list
         .split(',')
         .map(|a| format!("{}:9042", a.trim()))
@@ -36,7 +37,7 @@ fn cluster() -> Vec<String> {
         if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
             panic!(
                 "no Cassandra node on {n}. These tests need a real three-node cluster: run \
-                 `scripts/test`, or `scripts/cassandra start --nodes 3` (set \
+                 `scripts/test`, or `CASSANDRA_ADDRESS_PREFIX=127.0.3. scripts/cassandra start --nodes 3` (set \
                  CQLPULSE_TEST_CLUSTER for other addresses)."
             );
         }
