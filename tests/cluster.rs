@@ -446,3 +446,132 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The series of one instance, counted on a real run: three ops that each fail with an error
+/// kind of their own (a client timeout, a rejected write, a consistency the keyspace cannot
+/// meet), against three nodes. Every part is counted where it comes from and checked against
+/// the bounds the README states: per op, per node, per (op, error kind) that has failed, and
+/// the rest fixed. `H` is one histogram: a series per bucket bound, `+Inf`, `_sum`, `_count`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_per_op_node_and_error_kind_stay_bounded() {
+    let nodes = cluster();
+    let _serial = serial().await;
+    let ks = keyspace("series");
+    let spec = spec_file(
+        "series",
+        &format!(
+            r#"
+name = "series"
+[cluster]
+contact_points = [{cp}]
+[schema]
+keyspace = "{ks}"
+replication = "{{'class': 'SimpleStrategy', 'replication_factor': 2}}"
+mode = "recreate"
+statements = ["CREATE TABLE IF NOT EXISTS t (k text PRIMARY KEY, v int)"]
+[data.key]
+kind = "text"
+size = 8
+{FAILING_OPS}
+[[ops]]
+name = "strict"
+cql = "INSERT INTO t (k, v) VALUES (?, ?)"
+args = ["key", "n"]
+consistency = "three"
+[load]
+model = "chains"
+chains = 4
+rate = 100
+ops = 300
+"#,
+            cp = contact_points(&nodes)
+        ),
+    );
+    let mut d = Daemon::start(&spec, ADDR, &["--linger", "60s"], &[]);
+    wait_for(Duration::from_secs(120), "the run done", || {
+        d.status()["phase"] == "done"
+    });
+    let (code, scrape) = get(ADDR, "/metrics");
+    assert_eq!(code, 200);
+    let series: Vec<&str> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    let plan = Loaded::load(spec.clone(), Vec::new()).unwrap().plan;
+    let h = plan.metrics.buckets.len() + 3;
+
+    // The (op, kind) pairs that failed, from the error counters.
+    let failed: Vec<(String, String)> = series
+        .iter()
+        .filter_map(|l| l.strip_prefix("cqlpulse_request_errors_total{op=\""))
+        .filter(|rest| !rest.ends_with(" 0"))
+        .map(|rest| {
+            let (op, rest) = rest.split_once("\",kind=\"").unwrap();
+            (op.to_string(), rest.split('"').next().unwrap().to_string())
+        })
+        .collect();
+    for want in [
+        ("slow", "client_timeout"),
+        ("rejected", "invalid"),
+        ("strict", "unavailable"),
+    ] {
+        assert!(
+            failed.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not among the failures {failed:?}"
+        );
+    }
+    let per_kind = series
+        .iter()
+        .filter(|l| l.starts_with("cqlpulse_failed_request_duration_seconds"))
+        .count();
+    let per_node: Vec<&&str> = series.iter().filter(|l| l.contains("node=\"")).collect();
+    let per_op = series
+        .iter()
+        .filter(|l| l.contains("op=\"") && !l.starts_with("cqlpulse_failed_request_duration"))
+        .count();
+    let fixed = series.len() - per_kind - per_node.len() - per_op;
+    for n in &nodes {
+        let of_node = per_node
+            .iter()
+            .filter(|l| l.contains(&format!("node=\"{n}\"")))
+            .count();
+        assert_eq!(
+            of_node,
+            h + 4,
+            "{n}: one histogram, two request counters, up, in flight"
+        );
+    }
+    assert_eq!(
+        per_node.len(),
+        nodes.len() * (h + 4),
+        "no series of another node"
+    );
+    assert_eq!(
+        per_kind,
+        failed.len() * h,
+        "one histogram per (op, kind) that failed"
+    );
+    assert_eq!(
+        per_op,
+        plan.ops.len() * (4 * h + 16),
+        "per op: service and response time by outcome, 11 error kinds, requests by outcome, \
+         rows, retries, bytes"
+    );
+    assert!(
+        fixed <= h + 32,
+        "{fixed} series of the instance (bound {})",
+        h + 32
+    );
+    eprintln!(
+        "series: {} in all = {per_op} per op ({} ops) + {} per node ({} nodes) + {per_kind} per \
+         failed (op, kind) ({}) + {fixed} fixed; H = {h}",
+        series.len(),
+        plan.ops.len(),
+        per_node.len(),
+        nodes.len(),
+        failed.len()
+    );
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
+    drop_test_keyspace(&nodes, &ks).await;
+}

@@ -4,6 +4,7 @@
 
 mod errors;
 pub mod nodes;
+mod refusal;
 mod row;
 mod session;
 pub mod tls;
