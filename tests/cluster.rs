@@ -619,9 +619,7 @@ async fn a_retry_after_a_timeout_goes_to_another_replica() {
     let summary_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("frozen-summary.json");
     let _ = std::fs::remove_file(&summary_path);
     // Not scraped: any free port (the cluster is the test's own, so it needs no shared lock).
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    drop(listener);
+    let addr = free_addr();
     let mut d = Daemon::start(
         &spec,
         &addr,

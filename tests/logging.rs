@@ -3,16 +3,9 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use common::*;
-
-/// An address nothing listens on: a port the system just handed out, released again.
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 #[test]
 fn log_lines_to_a_file_carry_no_colour_codes() {

@@ -441,9 +441,7 @@ mod tls_auth {
                     "rate = 200\nops = 400",
                 ),
             );
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap().to_string();
-            drop(listener);
+            let addr = free_addr();
             let env = [(USER_ENV, password.as_str())];
             let mut daemon = Daemon::start(&path, &addr, &[], &env);
             wait_for(Duration::from_secs(30), "the wait logged twice", || {

@@ -136,6 +136,13 @@ cql = "INSERT INTO t (k, v) VALUES (?, ?)"
 args = ["huge", "n"]
 "#;
 
+/// A loopback address nothing listens on: a port the system just handed out, released again
+/// (for a daemon that no Prometheus scrapes, or a node that is not there).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 /// A minimal HTTP/1.0 client for loopback tests: method, path, optional body and headers.
 /// Returns the status code and the body.
 pub fn http(
