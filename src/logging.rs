@@ -10,6 +10,13 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::stats::WriteError;
 
+/// Whether log lines carry terminal colour codes: only when stderr is a terminal and the
+/// user has not asked for none (`NO_COLOR`, no-color.org). A file or a pipe (a log
+/// collector, `2> run.log`) gets plain text: escape codes there are noise to grep and parse.
+pub fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// The log's destination, for `tracing_subscriber`.
 pub struct LogSink {
     target: Target,
@@ -102,6 +109,14 @@ impl<'a> MakeWriter<'a> for LogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(!colour(false, None), "a file or a pipe");
+        assert!(!colour(true, Some("1".as_ref())));
+        assert!(colour(true, Some("".as_ref())), "NO_COLOR set but empty");
+    }
 
     #[test]
     fn a_failed_write_is_kept_with_the_path() {

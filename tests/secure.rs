@@ -1,12 +1,13 @@
 //! Secured nodes: TLS with password authentication, and mutual TLS, each against a real
-//! Cassandra node started by `scripts/cassandra start --tls --auth` / `start --mtls` (what
+//! Cassandra node started by `scripts/cassandra start --tls --auth --nodes 2` / `start --mtls` (what
 //! `scripts/test` does in its "secured nodes" phase), plus the plain node of the main suite
 //! for "TLS to a plain-text port". Every bad input must end in one line naming the file or the
 //! node, with the right exit status, and the password must show nowhere.
 //!
 //! Where the nodes are (defaults: what `scripts/test` starts):
 //!   CQLPULSE_TEST_PLAIN_NODE  127.0.0.1:9042
-//!   CQLPULSE_TEST_TLS_HOME    <repo>/.cassandra-tls   (node 127.0.1.1:9042: --tls --auth)
+//!   CQLPULSE_TEST_TLS_HOME    <repo>/.cassandra-tls   (nodes 127.0.1.1-2: --tls --auth --nodes 2;
+//!                             the tests use node 1, one stops node 2 for a while)
 //!   CQLPULSE_TEST_MTLS_HOME   <repo>/.cassandra-mtls  (node 127.0.2.1:9042: --mtls)
 //!   CQLPULSE_TEST_TLS_NODE, CQLPULSE_TEST_MTLS_NODE    override the addresses
 //! Not run by a bare `cargo test` (`test = false` in Cargo.toml): `cargo test --test secure`.
@@ -33,7 +34,13 @@ struct Node {
     addr: String,
     tls: PathBuf,
     home: PathBuf,
+    /// The TLS + password node's logins, shared by its tests; held alone by the test that
+    /// makes them fail for a while (`logins_that_cannot_be_checked_are_waited_for`).
+    _logins: Option<std::sync::RwLockReadGuard<'static, ()>>,
 }
+
+/// Whether logins on the TLS + password node work (read) or are being broken (write).
+static LOGINS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 impl Node {
     fn file(&self, name: &str) -> String {
@@ -59,6 +66,13 @@ impl Node {
 }
 
 fn tls_node() -> Node {
+    let mut n = tls_node_alone();
+    n._logins = Some(LOGINS.read().unwrap_or_else(|e| e.into_inner()));
+    n
+}
+
+/// The TLS + password node, without a share of its logins: the caller holds them all.
+fn tls_node_alone() -> Node {
     let home = PathBuf::from(env_or(
         "CQLPULSE_TEST_TLS_HOME",
         &repo(".cassandra-tls").display().to_string(),
@@ -67,6 +81,7 @@ fn tls_node() -> Node {
         addr: env_or("CQLPULSE_TEST_TLS_NODE", "127.0.1.1:9042"),
         tls: home.join("tls"),
         home,
+        _logins: None,
     };
     n.require();
     n
@@ -81,6 +96,7 @@ fn mtls_node() -> Node {
         addr: env_or("CQLPULSE_TEST_MTLS_NODE", "127.0.2.1:9042"),
         tls: home.join("tls"),
         home,
+        _logins: None,
     };
     n.require();
     n
@@ -392,13 +408,135 @@ mod tls_auth {
             );
             // connect_timeout is 3 s: well within 20 s unless something hangs.
             let out = run(&path, &[(USER_ENV, secret)], Duration::from_secs(20));
-            let line = assert_fails(&out, 1, &[&node.addr, &format!("`{who}`")]);
+            let line = assert_fails(
+                &out,
+                1,
+                &[
+                    &node.addr,
+                    &format!("`{who}`"),
+                    "refused: wrong password or unknown role",
+                ],
+            );
             let (o, e) = text_of(&out);
             assert!(
                 !o.contains(secret) && !e.contains(secret),
                 "the password shows: {e}"
             );
             assert!(!line.contains(secret));
+        }
+    }
+
+    /// The login of a role other than the superuser, from scratch: `Err` with the driver's text.
+    async fn try_login(node: &Node, ca: &str, user: &str, password: &str) -> Result<(), String> {
+        let spec = cqlpulse::spec::TlsSpec {
+            ca_file: ca.to_string(),
+            cert_file: None,
+            key_file: None,
+            verify_server_name: true,
+        };
+        let config = cqlpulse::cql::tls::client_config(&spec).unwrap();
+        scylla::client::session_builder::SessionBuilder::new()
+            .known_node(&node.addr)
+            .tls_context(Some(config))
+            .user(user, password)
+            .build()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs `scripts/cassandra ARGS` on the TLS + password nodes; fails the test if it fails.
+    fn cassandra(node: &Node, args: &[&str]) {
+        let out = Command::new(repo("scripts/cassandra"))
+            .args(args)
+            .env("CASSANDRA_HOME", &node.home)
+            .output()
+            .expect("run scripts/cassandra");
+        assert!(
+            out.status.success(),
+            "scripts/cassandra {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start-up while the auth replicas are down, as in a rolling restart: the TLS + password
+    /// nodes are two, with system_auth on both (RF 2), so with node 2 stopped node 1 answers
+    /// every login "Unable to perform authentication: Cannot achieve consistency level". The
+    /// daemon, pointed at node 1, waits and says why; once node 2 is back it runs.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn logins_that_cannot_be_checked_are_waited_for() {
+        use futures::FutureExt;
+        let _serial = serial().await;
+        let _alone = LOGINS.write().unwrap_or_else(|e| e.into_inner());
+        let node = tls_node_alone();
+        let (user, password) = login(&node);
+        let ca = node.file("ca.pem");
+        let cluster_env =
+            std::fs::read_to_string(node.home.join("cluster.env")).unwrap_or_default();
+        assert!(
+            cluster_env.contains("NODES=2"),
+            "the TLS + password node must be two (`scripts/cassandra start --tls --auth --nodes 2`, \
+             as scripts/test does): {cluster_env}"
+        );
+        cassandra(&node, &["stop-node", "2"]);
+        let outcome = std::panic::AssertUnwindSafe(async {
+            // The node keeps a login's result for a moment (credentials_validity): wait until
+            // a fresh login sees the outage.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                match try_login(&node, &ca, &user, &password).await {
+                    Err(e) if e.contains("Cannot achieve consistency level") => break,
+                    other => assert!(
+                        Instant::now() < deadline,
+                        "logins still checked with node 2 down: {other:?}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let ks = keyspace("auth_outage");
+            let cluster = format!("username = \"{user}\"\npassword_env = \"{USER_ENV}\"");
+            let path = spec_file(
+                "auth-outage",
+                &spec(
+                    &ks,
+                    &node.addr,
+                    &cluster,
+                    &tls_table(&ca, ""),
+                    "rate = 200\nops = 400",
+                ),
+            );
+            let addr = free_addr();
+            let env = [(USER_ENV, password.as_str())];
+            let mut daemon = Daemon::start(&path, &addr, &[], &env);
+            wait_for(Duration::from_secs(30), "the wait logged twice", || {
+                daemon.log().matches("cannot check the login yet").count() >= 2
+            });
+            assert!(
+                daemon.child.try_wait().unwrap().is_none(),
+                "exited during the outage: {}",
+                daemon.log()
+            );
+            cassandra(&node, &["start-node", "2"]);
+            assert_eq!(
+                daemon.wait(Duration::from_secs(180)),
+                Some(0),
+                "{}",
+                daemon.log()
+            );
+            let log = daemon.log();
+            assert!(log.contains("retrying in"), "{log}");
+            assert!(!log.contains("refused"), "{log}");
+            let session = tls_session(&node, &ca, false, Some((&user, &password))).await;
+            assert_eq!(count(&session, &format!("{ks}.testtable")).await, 400);
+            drop_keyspace(&session, &ks).await;
+        })
+        .catch_unwind()
+        .await;
+        // Whatever happened, node 2 is back for the tests after this one.
+        cassandra(&node, &["start-node", "2"]);
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
         }
     }
 
@@ -566,7 +704,12 @@ mod mtls {
             ),
         );
         let out = run(&path, &[], Duration::from_secs(20));
-        assert_fails(&out, 1, &[&node.addr, "over TLS"]);
+        // Whether the driver saw the alert or only the connection dropped, the line says why.
+        assert_fails(
+            &out,
+            1,
+            &[&node.addr, "over TLS", "refused", "CertificateRequired"],
+        );
     }
 
     /// With name verification off, the CA is still checked (and one warning is logged).

@@ -58,6 +58,13 @@ impl ErrorKind {
         self as usize
     }
 
+    /// Whether the node itself is the likely cause, so that a retry should go to another
+    /// replica: it did not answer in time, or its connection broke. (A server timeout or
+    /// `unavailable` comes from a coordinator that works, about other replicas.)
+    pub fn blames_the_node(self) -> bool {
+        matches!(self, ErrorKind::ClientTimeout | ErrorKind::Connection)
+    }
+
     /// Whether an idempotent request may be sent again after this error.
     pub fn is_retryable(self) -> bool {
         matches!(

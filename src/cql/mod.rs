@@ -5,6 +5,7 @@
 mod agreement;
 mod errors;
 pub mod nodes;
+mod refusal;
 mod row;
 mod session;
 pub mod tls;

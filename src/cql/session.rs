@@ -2,6 +2,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use scylla::client::PoolSize;
@@ -16,6 +17,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
 use super::nodes::{NodeTracking, Tracking};
+use super::refusal::{self, Verdict};
 use super::row::check_types;
 use crate::plan::{ClusterPlan, Plan};
 use crate::spec::{BatchKind, SchemaMode};
@@ -78,17 +80,15 @@ pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Sessi
         }
         builder = builder.tls_context(Some(tls.config.clone()));
     }
-    builder.build().await.map_err(|e| {
-        let reason = one_line(&e.to_string());
-        ConnectError {
-            refused: is_refusal(&reason, cluster.tls.is_some()),
-            message: format!("{}: {reason}", connect_target(cluster)),
-        }
-    })
+    match builder.build().await {
+        Ok(session) => Ok(session),
+        Err(e) => Err(connect_error(cluster, one_line(&e.to_string())).await),
+    }
 }
 
 /// A failed connection. `refused`: the node answered and said no (a login or TLS problem),
-/// which waiting will not fix; otherwise the node may just not be up yet.
+/// which waiting will not fix; otherwise the node or the cluster is not ready yet (see
+/// [`refusal`](super::refusal)). The message says which, and why when known.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ConnectError {
@@ -96,30 +96,38 @@ pub struct ConnectError {
     pub refused: bool,
 }
 
-/// The driver's errors carry no kind for these, only text (its own, the server's, rustls'):
-/// a wrong password or unknown role, a certificate the CA did not sign, TLS against a
-/// plain-text port (a corrupt record), a node that requires a client certificate, and plain
-/// text against a TLS-only port (the node resets the connection at the first request). Over
-/// TLS, a node that requires a client certificate closes the connection right after the
-/// handshake: the driver reports the alert, or only the connection dropped under its first
-/// request, depending on which it notices first.
-fn is_refusal(reason: &str, tls: bool) -> bool {
-    const MARKS: &[&str] = &[
-        "Authentication failed",
-        "bad credentials",
-        "requires authentication",
-        "invalid peer certificate",
-        "received corrupt message",
-        "received fatal alert",
-        "peer is incompatible",
-        "peer misbehaved",
-    ];
-    let broken_at_first_request = reason.contains("Request: OPTIONS, reason: Connection broken");
-    MARKS.iter().any(|m| reason.contains(m))
-        || (broken_at_first_request && reason.contains("Connection reset by peer"))
-        || (tls
-            && broken_at_first_request
-            && reason.contains("other half of the channel has been dropped"))
+/// The error for the driver's `reason`, asking the node itself when the text is ambiguous.
+async fn connect_error(cluster: &ClusterPlan, reason: String) -> ConnectError {
+    let target = connect_target(cluster);
+    let verdict = refusal::classify(&reason, cluster.tls.is_some());
+    let (refused, why) = match (verdict, &cluster.tls) {
+        (Verdict::Refused(why), _) => (true, Some(why.to_string())),
+        (Verdict::Wait(why), _) => (false, why.map(str::to_string)),
+        (Verdict::DroppedOverTls, None) => (false, None),
+        (Verdict::DroppedOverTls, Some(tls)) => {
+            let (points, config) = (cluster.contact_points.clone(), tls.config.clone());
+            let timeout = cluster.connect_timeout.min(Duration::from_secs(3));
+            let alert =
+                tokio::task::spawn_blocking(move || refusal::probe_tls(&points, config, timeout))
+                    .await
+                    .ok()
+                    .flatten();
+            match alert {
+                Some(alert) => (
+                    true,
+                    Some(format!(
+                        "refused: the node rejected the TLS session ({alert})"
+                    )),
+                ),
+                None => (false, Some("the node dropped the connection".into())),
+            }
+        }
+    };
+    let message = match why {
+        Some(why) => format!("{target}: {why}: {reason}"),
+        None => format!("{target}: {reason}"),
+    };
+    ConnectError { message, refused }
 }
 
 /// Who we tried to reach, and how, for the one line a failed connection prints: the nodes,
@@ -234,31 +242,4 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
         ops.push(PreparedOp { statement, batch });
     }
     Ok(Prepared { ops })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_refusal;
-
-    /// The driver's own text for a connection dropped under its first request (seen from a
-    /// mutual-TLS node reached without a client certificate).
-    const DROPPED: &str = "Failed to perform initial cluster metadata fetch: Control connection \
-        pool error: The pool is broken; Last connection failed with: Failed to perform a \
-        connection setup request. Request: OPTIONS, reason: Connection broken, reason: Failed \
-        to send/receive data needed to perform a request via tokio channel. It implies that \
-        other half of the channel has been dropped.";
-
-    #[test]
-    fn a_connection_dropped_at_the_first_request_is_a_refusal_over_tls_only() {
-        assert!(is_refusal(DROPPED, true));
-        assert!(
-            !is_refusal(DROPPED, false),
-            "a plain node may still be starting"
-        );
-        assert!(!is_refusal("Connection refused (os error 111)", true));
-        assert!(is_refusal(
-            "received fatal alert: CertificateRequired",
-            true
-        ));
-    }
 }

@@ -180,6 +180,15 @@ impl Shared {
             let state = s.get_cluster_state();
             let nodes = state.get_nodes_info();
             let table = &self.tracking.nodes;
+            // Nodes that left the metadata a while ago give their slots back.
+            let present: Vec<SocketAddr> = nodes
+                .iter()
+                .map(|n| SocketAddr::new(n.address.ip(), n.address.port()))
+                .collect();
+            let grace = self.plan().cluster.forget_nodes_after;
+            for gone in table.forget_absent(&present, std::time::Instant::now(), grace) {
+                tracing::info!(node = %gone, "node left the cluster's metadata: its series dropped");
+            }
             let mut up = Vec::new();
             for n in nodes {
                 let i = table.index(SocketAddr::new(n.address.ip(), n.address.port())) as usize;

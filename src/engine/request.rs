@@ -47,6 +47,8 @@ pub struct Ticket {
     pub intended: Option<Instant>,
     pub sent: Instant,
     pub retries: u32,
+    /// For a retry: the node to try last (the one that timed out or broke the connection).
+    pub avoid: Option<u8>,
 }
 
 impl Ticket {
@@ -58,6 +60,7 @@ impl Ticket {
             intended,
             sent,
             retries: 0,
+            avoid: None,
         }
     }
 }
@@ -155,7 +158,11 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
         }
         // Whatever is noted during this poll was noted by this attempt (module header).
         nodes::take_noted();
-        let polled = this.attempt.poll(cx);
+        let attempt = this.attempt;
+        let polled = match ticket.avoid {
+            Some(node) => nodes::avoiding(node, || attempt.poll(cx)),
+            None => attempt.poll(cx),
+        };
         if let Some(n) = nodes::take_noted() {
             *this.node = Some(n);
         }
@@ -175,8 +182,18 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
             && kind.is_retryable()
             && ticket.retries < this.plan.cluster.retries
         {
+            // Where each retry goes, for `--log cqlpulse::engine=debug` (errors only: rare).
+            tracing::debug!(
+                op = ticket.op,
+                index = ticket.index,
+                retry = ticket.retries + 1,
+                node = ?*this.node,
+                kind = kind.name(),
+                "retrying"
+            );
             return Poll::Ready(Finished::Retry(Ticket {
                 retries: ticket.retries + 1,
+                avoid: this.node.filter(|_| kind.blames_the_node()),
                 ..ticket
             }));
         }

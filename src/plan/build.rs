@@ -103,6 +103,16 @@ fn cluster(
             "must be greater than zero".into(),
         ));
     }
+    if c.forget_nodes_after.0 <= c.request_timeout.0 {
+        return Err(err(
+            "cluster.forget_nodes_after",
+            format!(
+                "must be longer than cluster.request_timeout ({}): a node's slot must not go to \
+                 another while a request may still wait on it",
+                humantime::format_duration(c.request_timeout.0)
+            ),
+        ));
+    }
     if c.connect_timeout.0.is_zero() {
         return Err(err(
             "cluster.connect_timeout",
@@ -187,6 +197,7 @@ fn cluster(
         connections_per_node: c.connections_per_node,
         speculative_execution,
         tls,
+        forget_nodes_after: c.forget_nodes_after.0,
     })
 }
 

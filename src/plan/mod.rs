@@ -56,6 +56,8 @@ pub struct ClusterPlan {
     pub serial_consistency: SerialConsistency,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// How long a node may be missing from the metadata before it is forgotten (`cql::nodes`).
+    pub forget_nodes_after: Duration,
     pub credentials: Option<Credentials>,
     pub retries: u32,
     pub retry_backoff: Duration,

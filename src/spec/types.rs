@@ -97,6 +97,9 @@ pub struct ClusterSpec {
     pub speculative_execution: Option<SpeculativeSpec>,
     /// TLS to the nodes; absent: plain text.
     pub tls: Option<TlsSpec>,
+    /// How long a node may be missing from the cluster's metadata before its per-node series
+    /// are dropped and its slot reused.
+    pub forget_nodes_after: Dur,
 }
 
 /// `[cluster.speculative_execution]`: after `delay` without a response, the driver sends an
@@ -148,6 +151,7 @@ impl Default for ClusterSpec {
             connections_per_node: 1,
             speculative_execution: None,
             tls: None,
+            forget_nodes_after: Dur(Duration::from_secs(300)),
         }
     }
 }

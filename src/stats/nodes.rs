@@ -1,6 +1,8 @@
 //! Per-node totals, kept by the aggregator: the lanes' per-node counters and buckets summed
 //! since the start, the requests each lane has in flight per node, and a short history of the
-//! buckets for a recent p99. Indices are the node table's (`cql::nodes`).
+//! buckets for a recent p99. Indices are the node table's (`cql::nodes`): when the table
+//! gives an index to another address (a node forgotten, its slot reused), the totals of the
+//! index start over, and a free index is not listed.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use tokio::time::Instant;
 use super::lane::LaneReport;
 use super::snapshot::{Buckets, ClusterGauges, NodeSnapshot};
 use super::summary::quantile;
-use crate::cql::nodes::{OTHER, SLOTS, name_of};
+use crate::cql::nodes::{FREE, OTHER, SLOTS, name_of};
 
 /// The window of `recent_p99`: long enough for a few hundred requests at modest rates,
 /// short enough to show a node turning slow.
@@ -18,11 +20,34 @@ pub const RECENT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct NodeTotal {
+    /// The address these totals are for, once the index has had a label value. A slot goes
+    /// to another node only in the call that builds the snapshot (`cluster()`), after the
+    /// grace period in which the old node received nothing: nothing of the new node has been
+    /// absorbed when the totals start over.
+    node: Option<String>,
     ok: u64,
     errors: u64,
     service: Buckets,
     /// (when, cumulative counts then) over the last [`RECENT`], oldest first.
     history: VecDeque<(Instant, Vec<u64>)>,
+}
+
+impl NodeTotal {
+    /// Makes these the totals of `name`: the first name an index has is adopted with what it
+    /// has counted; another node in the slot (or none) starts over.
+    fn claim(&mut self, name: &str, buckets: usize) {
+        match &self.node {
+            None => self.node = Some(name.to_string()),
+            Some(old) if old != name => {
+                *self = NodeTotal {
+                    node: Some(name.to_string()),
+                    service: Buckets::new(buckets),
+                    ..NodeTotal::default()
+                };
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 pub struct NodeTotals {
@@ -96,8 +121,14 @@ impl NodeTotals {
             if i >= names.len() && i != OTHER as usize {
                 continue;
             }
-            let in_flight: u64 = self.in_flight.iter().map(|l| l[i] as u64).sum();
+            let name = name_of(&names, i);
+            let buckets = self.buckets;
             let total = &mut self.nodes[i];
+            total.claim(name, buckets);
+            if name == FREE {
+                continue;
+            }
+            let in_flight: u64 = self.in_flight.iter().map(|l| l[i] as u64).sum();
             // Since the oldest point of the window, or since the start.
             let counts: Vec<u64> = match total.history.front() {
                 Some((_, old)) => total
@@ -125,7 +156,7 @@ impl NodeTotals {
             }
             let p99 = quantile(&recent, bounds, 0.99);
             out.push(NodeSnapshot {
-                node: name_of(&names, i).to_string(),
+                node: name.to_string(),
                 up: cluster.nodes.get(i).is_some_and(|n| n.up),
                 in_flight,
                 ok: total.ok,
@@ -221,5 +252,42 @@ mod tests {
         totals.absorb(&report(1, stats, in_flight, true));
         let snap = totals.snapshot(&cluster, &bounds, Instant::now());
         assert_eq!(snap[1].in_flight, 4);
+    }
+
+    #[test]
+    fn a_forgotten_node_is_not_listed_and_its_slot_starts_over() {
+        let bounds = [0.001, 0.01];
+        let mut totals = NodeTotals::new(bounds.len());
+        let cluster = |names: &[&str]| ClusterGauges {
+            nodes: names
+                .iter()
+                .map(|n| NodeState {
+                    node: n.to_string(),
+                    up: true,
+                })
+                .collect(),
+            ..ClusterGauges::default()
+        };
+        let mut a = LaneStats::new(1, 3, bounds_ns(&bounds));
+        a.record(&sample(0, 2, true));
+        a.record(&sample(1, 2, true));
+        totals.absorb(&report(0, a, [0; SLOTS], false));
+        let snap = totals.snapshot(&cluster(&["n0", "n1"]), &bounds, Instant::now());
+        assert_eq!((snap[1].node.as_str(), snap[1].ok), ("n1", 1));
+        // n1 forgotten: not listed.
+        let snap = totals.snapshot(&cluster(&["n0", FREE]), &bounds, Instant::now());
+        assert_eq!(snap.len(), 1);
+        assert_eq!((snap[0].node.as_str(), snap[0].ok), ("n0", 1));
+        // n2 in the freed slot: its own totals from zero, then its own requests.
+        let snap = totals.snapshot(&cluster(&["n0", "n2"]), &bounds, Instant::now());
+        assert_eq!((snap[1].node.as_str(), snap[1].ok), ("n2", 0));
+        let mut b = LaneStats::new(1, 3, bounds_ns(&bounds));
+        b.record(&sample(1, 2, true));
+        totals.absorb(&report(0, b, [0; SLOTS], false));
+        let snap = totals.snapshot(&cluster(&["n0", "n2"]), &bounds, Instant::now());
+        assert_eq!((snap[1].ok, snap[1].service.count), (1, 1));
+        // Straight from one node to another in one snapshot: starts over too.
+        let snap = totals.snapshot(&cluster(&["n0", "n3"]), &bounds, Instant::now());
+        assert_eq!((snap[1].node.as_str(), snap[1].ok), ("n3", 0));
     }
 }

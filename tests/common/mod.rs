@@ -115,6 +115,34 @@ args = ["key", "col", "col"]
     )
 }
 
+/// Two ops that fail under a kind of their own, over table `t (k text PRIMARY KEY, v int)`:
+/// `slow` (a client timeout: 1 us to read the schema tables) and `rejected` (invalid: a 70,000
+/// byte partition key, over the 65,535 limit). Data `huge` and `n` with them.
+pub const FAILING_OPS: &str = r#"
+[data.huge]
+kind = "text"
+size = 70000
+[data.n]
+kind = "uniform"
+min = 0
+max = 9
+[[ops]]
+name = "slow"
+cql = "SELECT * FROM system_schema.columns"
+timeout = "1us"
+[[ops]]
+name = "rejected"
+cql = "INSERT INTO t (k, v) VALUES (?, ?)"
+args = ["huge", "n"]
+"#;
+
+/// A loopback address nothing listens on: a port the system just handed out, released again
+/// (for a daemon that no Prometheus scrapes, or a node that is not there).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
 /// A minimal HTTP/1.0 client for loopback tests: method, path, optional body and headers.
 /// Returns the status code and the body.
 pub fn http(
