@@ -257,6 +257,9 @@ impl<E: Executor> Lane<'_, E> {
                     self.gate.sent();
                 }
             }
+            // A lane without a share of the limit (fewer workers or a smaller window than
+            // lanes) never claims, so it learns from the counter that the ops are used up.
+            exhausted |= pending.is_none() && self.ops_used_up();
             if stopping || (exhausted && in_flight.len() == 0) {
                 break;
             }
@@ -324,6 +327,14 @@ impl<E: Executor> Lane<'_, E> {
     /// Whether the model lets this lane send another request now.
     fn may_send(&mut self, in_flight: usize) -> bool {
         self.gate.may_send(in_flight as u32, self.capacity)
+    }
+
+    /// Whether every op of a run with an op count has been claimed (by any lane).
+    fn ops_used_up(&self) -> bool {
+        match self.shared.plan.load.end {
+            End::Ops(n) => self.shared.control.next_op.load(Ordering::Relaxed) >= n,
+            _ => false,
+        }
     }
 
     /// The next op number and its intended time, or `None` when the run's ops are used up.

@@ -158,6 +158,31 @@ async fn every_model_sends_exactly_n_distinct_ops_within_its_cap() {
     }
 }
 
+/// A knob below the number of lanes leaves a lane without a share of the limit: it claims
+/// nothing, and must still see the ops used up and end (a `sync` run of one worker on two
+/// lanes, as `cqlpulse compare` runs it by default, never ended).
+#[tokio::test(start_paused = true)]
+async fn a_lane_without_a_share_of_the_limit_ends_with_the_ops() {
+    for (model, knob) in [("sync", "workers = 1"), ("pipeline", "window = 1")] {
+        let plan = plan_of(&format!(
+            "model = \"{model}\"\n{knob}\nops = 200\nlanes = 3"
+        ));
+        let fake = Fake::new(Duration::from_millis(1));
+        let ran = tokio::time::timeout(
+            Duration::from_secs(60),
+            run_with(plan, fake.clone(), CancellationToken::new()),
+        )
+        .await;
+        let (summary, _) = ran.unwrap_or_else(|_| panic!("{model}: the run never ended"));
+        assert_eq!((summary.sent, summary.ok), (200, 200), "{model}");
+        assert_eq!(
+            fake.peak.load(Ordering::SeqCst),
+            1,
+            "{model}: one in flight"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn requests_past_their_timeout_end_as_client_timeouts_at_their_deadline() {
     for (model, knob) in [
