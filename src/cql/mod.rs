@@ -2,6 +2,8 @@
 //! ops, TLS, binding generated values without allocating, and classifying errors into a closed
 //! set of kinds. It serves the engine and never calls back into it.
 
+pub mod cqltype;
+pub mod encode;
 mod errors;
 pub mod nodes;
 mod row;
@@ -10,5 +12,5 @@ pub mod tls;
 
 pub use errors::{ErrorKind, classify};
 pub use nodes::Tracking;
-pub use row::{BoundRow, check_types};
+pub use row::{Arg, BoundRow, Marker, bind_args};
 pub use session::{ConnectError, Prepared, PreparedOp, connect, prepare, setup_schema};

@@ -31,7 +31,7 @@ impl Executor for CqlExecutor {
         let prepared = &self.prepared.ops[op];
         match &prepared.batch {
             None => {
-                let row = BoundRow::new(plan, op_plan, index);
+                let row = BoundRow::new(plan.seed, &prepared.args, index);
                 // Boxed: the driver's future is large, and unboxed it is copied into every
                 // in-flight slot (A/B measured in BENCHMARKS.md).
                 let result =
@@ -50,7 +50,7 @@ impl Executor for CqlExecutor {
                 // batched populate still writes each key exactly once.
                 let size = op_plan.batch.map_or(1, |(s, _)| s as u64);
                 let rows: Vec<BoundRow<'_>> = (0..size)
-                    .map(|j| BoundRow::new(plan, op_plan, index * size + j))
+                    .map(|j| BoundRow::new(plan.seed, &prepared.args, index * size + j))
                     .collect();
                 let result = Box::pin(self.session.batch(batch, &rows)).await;
                 let bytes: usize = rows.iter().map(|r| r.bytes.load(Ordering::Relaxed)).sum();
