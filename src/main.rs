@@ -79,6 +79,7 @@ async fn run(command: Command) -> u8 {
         Command::Run(args) => run_daemon(args).await,
         Command::Check(args) => check(args).await,
         Command::Compare(args) => run_compare(args).await,
+        Command::Init(args) => init(args).await,
     };
     match result {
         Ok(()) => 0,
@@ -179,6 +180,23 @@ async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
             plan.cluster.contact_points.join(", "),
             plan.ops.len()
         );
+    }
+    Ok(())
+}
+
+async fn init(args: cli::InitArgs) -> Result<(), RunError> {
+    let spec = cqlpulse::cql::template::from_table(&args.contact_points, &args.from)
+        .await
+        .map_err(RunError::Usage)?;
+    match &args.output {
+        None => print!("{spec}"),
+        Some(path) => std::fs::write(path, &spec).map_err(|source| {
+            RunError::Unwritten(vec![WriteError {
+                what: "the spec",
+                path: path.clone(),
+                source,
+            }])
+        })?,
     }
     Ok(())
 }

@@ -337,6 +337,39 @@ async fn mismatches_are_refused_before_any_load_in_cql_terms() {
     drop_keyspace(&session().await, &ks).await;
 }
 
+/// `cqlpulse init` on tables holding every type (a counter table, a clustered one): each spec
+/// it writes runs clean as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_a_spec_that_runs_as_is_for_every_type() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("init");
+    let text = with_op(&ks, NATIVE, NATIVE_ARGS).replace(
+        "\"CREATE TABLE IF NOT EXISTS counts",
+        "\"CREATE TABLE IF NOT EXISTS wide (p text, c int, v list<int>, w map<int, frozen<address>>, PRIMARY KEY (p, c))\",\n  \"CREATE TABLE IF NOT EXISTS counts",
+    );
+    let plan = Loaded::load(spec_file("init-schema", &text), vec![])
+        .unwrap()
+        .plan;
+    check::connect(&plan).await.unwrap();
+    for table in ["native", "composite", "counts", "wide"] {
+        let spec =
+            cqlpulse::cql::template::from_table(&[NODE.to_string()], &format!("{ks}.{table}"))
+                .await
+                .unwrap();
+        assert!(spec.contains("[[ops]]\nname = \"read\""), "{spec}");
+        assert_eq!(
+            spec.contains("name = \"slice\""),
+            table == "wide",
+            "a slice for the clustered table: {spec}"
+        );
+        let path = spec_file(&format!("init-{table}"), &spec);
+        let summary = run(&path, vec![set("load.ops", "400"), set("load.rate", "0.0")]).await;
+        assert_eq!(summary.ok, 400, "{table}: {}\n{spec}", summary.table());
+    }
+    drop_keyspace(&session().await, &ks).await;
+}
+
 /// What the driver returns for a generated value stored in a column of type `typ`, by the
 /// rules the README gives for each type (written here independently of the encoder).
 fn expected(d: &Datum, typ: &ColumnType<'_>) -> CqlValue {

@@ -8,6 +8,7 @@ mod errors;
 pub mod nodes;
 mod row;
 mod session;
+pub mod template;
 pub mod tls;
 
 pub use errors::{ErrorKind, classify};
