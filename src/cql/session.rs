@@ -214,6 +214,9 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
         statement.set_serial_consistency(Some(op.serial_consistency));
         statement.set_execution_profile_handle(Some(untimed.clone()));
         statement.set_is_idempotent(op.idempotent);
+        if let Some(rows) = op.page_size {
+            statement.set_page_size(rows as i32); // at most i32::MAX: checked by the plan
+        }
         if let Some(l) = &speculative {
             statement.set_history_listener(l.clone());
         }

@@ -273,6 +273,17 @@ fn malformed_specs_are_refused_with_field_and_reason() {
             "data.k: count must be at least 1",
         ),
         (
+            BASE.replace(
+                "args = [\"k\", \"v\"]",
+                "args = [\"k\", \"v\"]\npage_size = 100",
+            ),
+            "ops[0].page_size: pages are for reads (SELECT); this op writes",
+        ),
+        (
+            with("[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t\"\npage_size = 0"),
+            "ops[1].page_size: must be at least 1",
+        ),
+        (
             with("[data.l]\nkind = \"list\"\nelement = \"nope\""),
             "data.l.element: unknown generator `nope`; [data] defines: k, l, v",
         ),

@@ -217,6 +217,22 @@ pub(super) fn operations(
             }
             Some(b) => Some((b.size, b.kind)),
         };
+        let page_size = match o.page_size {
+            Some(0) => return Err(err(&f("page_size"), "must be at least 1".into())),
+            Some(n) if n > i32::MAX as u32 => {
+                return Err(err(
+                    &f("page_size"),
+                    format!("must be at most {}", i32::MAX),
+                ));
+            }
+            Some(_) if kind != OpKind::Read => {
+                return Err(err(
+                    &f("page_size"),
+                    "pages are for reads (SELECT); this op writes".into(),
+                ));
+            }
+            p => p,
+        };
         out.push(OpPlan {
             name: o.name.clone(),
             cql: o.cql.clone(),
@@ -231,6 +247,7 @@ pub(super) fn operations(
                 .idempotent
                 .unwrap_or(matches!(kind, OpKind::Read | OpKind::Write)),
             batch,
+            page_size,
         });
     }
     if out.iter().map(|o| o.weight).sum::<f64>() <= 0.0 {

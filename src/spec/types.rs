@@ -198,6 +198,9 @@ pub struct OpSpec {
     pub idempotent: Option<bool>,
     /// Send `batch.size` statements of this op as one CQL batch.
     pub batch: Option<BatchSpec>,
+    /// Rows per page of a read (the driver's default, 5000, when absent); a read fetches all
+    /// its pages.
+    pub page_size: Option<u32>,
 }
 
 fn one() -> f64 {
