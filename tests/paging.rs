@@ -56,3 +56,68 @@ async fn a_read_fetches_all_its_pages_at_its_own_page_size() {
     }
     drop_keyspace(&session().await, &ks).await;
 }
+
+/// Partitions of chosen sizes written in op order; a slice of each finds exactly its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_partitions_have_the_sizes_the_spec_chose_and_slices_find_them() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("wide");
+    let text = format!(
+        r#"
+name = "wide"
+[schema]
+keyspace = "{ks}"
+mode = "recreate"
+statements = ["CREATE TABLE IF NOT EXISTS wide (p bigint, c int, v text, PRIMARY KEY (p, c))"]
+[data.p]
+kind = "partition"
+rows = {{ min = 10, max = 300 }}
+[data.c]
+kind = "clustering"
+rows = {{ min = 10, max = 300 }}
+[data.v]
+kind = "text"
+size = 10
+[[ops]]
+name = "insert"
+cql = "INSERT INTO wide (p, c, v) VALUES (?, ?, ?)"
+args = ["p", "c", "v"]
+[load]
+model = "sync"
+workers = 4
+"#
+    );
+    let partitions = 12u64;
+    let path = spec_file("wide", &text);
+    let summary = run(
+        &path,
+        vec![set("load.ops", &(partitions * 300).to_string())],
+    )
+    .await;
+    assert_eq!(summary.ok, partitions * 300, "{}", summary.table());
+    let session = session().await;
+    let mut total = 0;
+    for p in 0..partitions {
+        let want = cqlpulse::data::partition_rows(p, 10, 300) as i64;
+        let n = count(&session, &format!("{ks}.wide WHERE p = {p}")).await;
+        assert_eq!(n, want, "partition {p}");
+        total += n;
+    }
+    // The slice read of partition p (the op index's partition) returns its rows, paged.
+    let slice = text.replace(
+        "[[ops]]\nname = \"insert\"\ncql = \"INSERT INTO wide (p, c, v) VALUES (?, ?, ?)\"\nargs = [\"p\", \"c\", \"v\"]",
+        "[[ops]]\nname = \"slice\"\ncql = \"SELECT * FROM wide WHERE p = ?\"\nargs = [\"p\"]\npage_size = 50",
+    )
+    .replace("mode = \"recreate\"", "mode = \"create_if_missing\"");
+    let path = spec_file("wide-slice", &slice);
+    let summary = run(
+        &path,
+        vec![set("load.ops", &(partitions * 300).to_string())],
+    )
+    .await;
+    assert_eq!(summary.ok, partitions * 300, "{}", summary.table());
+    // Op indices p*300 .. p*300+299 all read partition p: 300 reads of each.
+    assert_eq!(summary.ops[0].rows as i64, 300 * total);
+    drop_keyspace(&session, &ks).await;
+}

@@ -17,7 +17,7 @@ pub use hash::{mix, unit};
 
 use std::sync::Arc;
 
-use crate::spec::{GenSpec, SizeSpec};
+use crate::spec::{CountSpec, GenSpec, SizeSpec};
 use dist::Zipf;
 
 /// One generated value, borrowed from the generator where it is bytes.
@@ -119,6 +119,17 @@ pub enum Generator {
     Timestamp {
         start_ms: i64,
         step_ms: i64,
+    },
+    /// `start + index / block`: `block` rows per partition, in op order.
+    Partition {
+        start: i64,
+        block: u64,
+    },
+    /// The row of `index` in its partition: below `block`, and below the partition's size,
+    /// drawn in `min..=block` from the partition number alone.
+    Clustering {
+        min: u64,
+        block: u64,
     },
     Float {
         min: f64,
@@ -225,6 +236,33 @@ impl Generator {
                 span: max - min,
             },
             GenSpec::Gaussian { mean, stddev } => Generator::Gaussian { mean, stddev },
+            GenSpec::Partition {
+                rows: CountSpec::Fixed(n),
+                start,
+            } => Generator::Partition {
+                start,
+                block: u64::from(n.max(1)),
+            },
+            GenSpec::Partition {
+                rows: CountSpec::Range { max, .. },
+                start,
+            } => Generator::Partition {
+                start,
+                block: u64::from(max.max(1)),
+            },
+            GenSpec::Clustering {
+                rows: CountSpec::Fixed(n),
+            } => Generator::Clustering {
+                min: u64::from(n.max(1)),
+                block: u64::from(n.max(1)),
+            },
+            GenSpec::Clustering {
+                rows: CountSpec::Range { min, max },
+            } => Generator::Clustering {
+                min: u64::from(min.max(1)),
+                block: u64::from(max.max(1)),
+            },
+            GenSpec::Partition { .. } | GenSpec::Clustering { .. } => return None,
             GenSpec::List { .. }
             | GenSpec::Set { .. }
             | GenSpec::Map { .. }
@@ -269,6 +307,7 @@ impl Generator {
             Generator::Timeuuid { .. } => ValueKind::Timeuuid,
             Generator::Timestamp { .. } => ValueKind::Timestamp,
             Generator::Float { .. } | Generator::Gaussian { .. } => ValueKind::Float,
+            Generator::Partition { .. } | Generator::Clustering { .. } => ValueKind::Int,
             Generator::List { set: false, .. } => ValueKind::List,
             Generator::List { set: true, .. } => ValueKind::Set,
             Generator::Map { .. } => ValueKind::Map,
@@ -363,6 +402,13 @@ impl Generator {
             Generator::Timestamp { start_ms, step_ms } => {
                 Value::Timestamp(start_ms.wrapping_add((index as i64).wrapping_mul(*step_ms)))
             }
+            Generator::Partition { start, block } => {
+                Value::Int(start.wrapping_add((index / block) as i64))
+            }
+            Generator::Clustering { min, block } => {
+                let row = index % block;
+                Value::Int((row % partition_rows(index / block, *min, *block)) as i64)
+            }
             Generator::Float { min, span } => Value::Float(min + unit(h) * span),
             Generator::Gaussian { mean, stddev } => {
                 Value::Float(mean + stddev * dist::standard_normal(h))
@@ -385,6 +431,16 @@ impl Generator {
             | Generator::Vector { .. } => Value::Composite,
         }
     }
+}
+
+/// The number of rows of partition `p` (of `block` op indices): `min..=block`, a pure
+/// function of `p`, so every op and instance agrees on it.
+#[inline]
+pub fn partition_rows(p: u64, min: u64, block: u64) -> u64 {
+    if min >= block {
+        return block;
+    }
+    min + bounded(mix(p ^ 0x2545_F491_4F6C_DD1D), block - min + 1)
 }
 
 /// The hash behind the value of (seed, stream, index).

@@ -294,3 +294,36 @@ fn a_normalised_vector_has_unit_length() {
     assert_eq!(xs.len(), 16);
     assert!((length - 1.0).abs() < 1e-9, "{length}");
 }
+
+#[test]
+fn partitions_are_written_in_order_with_their_own_sizes() {
+    let data = specs(
+        r#"
+        [data.p]
+        kind = "partition"
+        rows = { min = 3, max = 40 }
+        start = 100
+        [data.c]
+        kind = "clustering"
+        rows = { min = 3, max = 40 }
+        "#,
+    );
+    let built = build_all(&data, 1, 0).unwrap();
+    let (c, p) = (&built[0].1, &built[1].1);
+    let mut rows = std::collections::BTreeMap::<i64, std::collections::BTreeSet<i64>>::new();
+    for i in 0..40 * 50 {
+        let (Value::Int(pv), Value::Int(cv)) = (p.value(1, 1, i), c.value(1, 0, i)) else {
+            panic!("integers")
+        };
+        assert_eq!(pv, 100 + (i / 40) as i64, "partition {i}: in op order");
+        rows.entry(pv).or_default().insert(cv);
+    }
+    assert_eq!(rows.len(), 50);
+    let sizes: std::collections::BTreeSet<usize> = rows.values().map(|r| r.len()).collect();
+    for (pv, r) in &rows {
+        let want = partition_rows((pv - 100) as u64, 3, 40) as usize;
+        assert_eq!(r.len(), want, "partition {pv}");
+        assert_eq!(*r, (0..want as i64).collect(), "rows 0..size");
+    }
+    assert!(sizes.len() > 10, "sizes vary: {sizes:?}");
+}

@@ -77,6 +77,19 @@ fn check_generator(g: &GenSpec) -> Result<(), String> {
             Err("fields: a udt has at least one field".into())
         }
         GenSpec::Vector { dimension: 0, .. } => Err("dimension must be at least 1".into()),
+        GenSpec::Partition { ref rows, .. } | GenSpec::Clustering { ref rows } => match *rows {
+            CountSpec::Generator(_) => Err(
+                "rows is a number or a { min, max } range: partitions are laid out in op order"
+                    .into(),
+            ),
+            CountSpec::Fixed(0) | CountSpec::Range { min: 0, .. } => {
+                Err("rows must be at least 1".into())
+            }
+            CountSpec::Range { min, max } if min > max => {
+                Err(format!("rows.min ({min}) is above rows.max ({max})"))
+            }
+            _ => Ok(()),
+        },
         GenSpec::Sparse { nulls, .. } if !(0.0..=1.0).contains(&nulls) => Err(format!(
             "nulls is the share of null values, between 0 and 1, not {nulls}"
         )),

@@ -302,6 +302,19 @@ pub enum GenSpec {
         #[serde(default = "one_i64")]
         step_ms: i64,
     },
+    /// The partition of op index i when each partition holds `rows` rows written in order:
+    /// `start + i / rows` (with a range, `i / rows.max`).
+    Partition {
+        rows: CountSpec,
+        #[serde(default)]
+        start: i64,
+    },
+    /// The clustering value of op index i in its partition (see `partition`): `i % rows`;
+    /// with a range, partition p holds a size drawn for p in it, and op indices beyond that
+    /// size rewrite its rows.
+    Clustering {
+        rows: CountSpec,
+    },
     /// Uniform in `[min, max)`.
     Float {
         #[serde(default)]
