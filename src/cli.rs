@@ -51,6 +51,21 @@ pub enum Command {
     Check(CheckArgs),
     /// Run one workload under several concurrency models in turn and compare them.
     Compare(CompareArgs),
+    /// Write a spec from a live table's schema: an insert, a read by key and a slice.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The table, as keyspace.table.
+    #[arg(long)]
+    pub from: String,
+    /// The nodes to read the schema from (host:port, comma-separated); also the spec's.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:9042")]
+    pub contact_points: Vec<String>,
+    /// Where to write the spec (default: standard output).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -91,6 +91,7 @@ async fn run(command: Command) -> u8 {
         Command::Run(args) => run_daemon(args).await,
         Command::Check(args) => check(args).await,
         Command::Compare(args) => run_compare(args).await,
+        Command::Init(args) => init(args).await,
     };
     match result {
         Ok(()) => 0,
@@ -175,18 +176,39 @@ async fn run_daemon(args: cli::RunArgs) -> Result<(), RunError> {
 async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
     let loaded = load(&args.spec)?;
     let plan = &loaded.plan;
+    // `ok` only once every check asked for has passed: with --connect, the statements and
+    // the generators that fill their bind markers too.
+    if args.connect {
+        daemon::check::connect(plan).await?;
+    }
     println!(
         "{}: ok: {}",
         args.spec.spec.display(),
         daemon::check::describe(plan)
     );
     if args.connect {
-        daemon::check::connect(plan).await?;
         println!(
             "connected to {} and prepared {} statement(s)",
             plan.cluster.contact_points.join(", "),
             plan.ops.len()
         );
+    }
+    Ok(())
+}
+
+async fn init(args: cli::InitArgs) -> Result<(), RunError> {
+    let spec = cqlpulse::cql::template::from_table(&args.contact_points, &args.from)
+        .await
+        .map_err(RunError::Usage)?;
+    match &args.output {
+        None => print!("{spec}"),
+        Some(path) => std::fs::write(path, &spec).map_err(|source| {
+            RunError::Unwritten(vec![WriteError {
+                what: "the spec",
+                path: path.clone(),
+                source,
+            }])
+        })?,
     }
     Ok(())
 }

@@ -3,14 +3,17 @@
 //! set of kinds. It serves the engine and never calls back into it.
 
 mod agreement;
+pub mod cqltype;
+pub mod encode;
 mod errors;
 pub mod nodes;
 mod refusal;
 mod row;
 mod session;
+pub mod template;
 pub mod tls;
 
 pub use errors::{ErrorKind, classify};
 pub use nodes::Tracking;
-pub use row::{BoundRow, check_types};
+pub use row::{Arg, BoundRow, Marker, bind_args};
 pub use session::{ConnectError, Prepared, PreparedOp, connect, prepare, setup_schema};

@@ -1,32 +1,45 @@
 //! Binds generated values straight into the request buffer, encoded for the column type the
-//! server reported when the statement was prepared. Nothing is allocated per request: numbers
-//! are formatted on the stack and payloads are slices of the generator's pool.
+//! server reported when the statement was prepared ([`super::encode`]). Nothing is allocated
+//! per request: numbers are formatted on the stack, payloads are slices of the generator's
+//! pool, composites are written part by part.
 
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use scylla::cluster::metadata::{ColumnType, NativeType};
+use scylla::cluster::metadata::ColumnType;
 use scylla::serialize::SerializationError;
 use scylla::serialize::row::{RowSerializationContext, SerializeRow};
-use scylla::serialize::writers::{CellWriter, RowWriter};
+use scylla::serialize::writers::RowWriter;
 
-use crate::data::{Generator, Value, ValueKind};
-use crate::plan::{OpPlan, Plan};
+use super::cqltype::{column_stream, cql_type, default_generator};
+use super::encode::{Place, check, write};
+use crate::data::Generator;
+use crate::plan::Plan;
+
+/// What a bind marker binds: a generator, and the stream its values come from (the
+/// generator's index in `[data]`, or the column's for a default generator).
+#[derive(Debug, Clone)]
+pub struct Arg {
+    pub generator: Arc<Generator>,
+    pub stream: u64,
+    /// The generator's name in `[data]`; `None` for a default one.
+    pub name: Option<String>,
+}
 
 /// The values of one op, generated while the driver serialises the request.
 pub struct BoundRow<'a> {
-    pub plan: &'a Plan,
-    pub op: &'a OpPlan,
+    pub seed: u64,
+    pub args: &'a [Arg],
     pub index: u64,
     /// Bytes of bound values written, for `payload_bytes_total`.
     pub bytes: AtomicUsize,
 }
 
 impl<'a> BoundRow<'a> {
-    pub fn new(plan: &'a Plan, op: &'a OpPlan, index: u64) -> BoundRow<'a> {
+    pub fn new(seed: u64, args: &'a [Arg], index: u64) -> BoundRow<'a> {
         BoundRow {
-            plan,
-            op,
+            seed,
+            args,
             index,
             bytes: AtomicUsize::new(0),
         }
@@ -34,11 +47,11 @@ impl<'a> BoundRow<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("column `{column}` has type {typ}, which a {kind:?} generator cannot fill")]
+#[error("column `{column}` has type {typ}, which a {generator} generator cannot fill")]
 struct Mismatch {
     column: String,
     typ: String,
-    kind: ValueKind,
+    generator: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,21 +68,28 @@ impl SerializeRow for BoundRow<'_> {
         writer: &mut RowWriter,
     ) -> Result<(), SerializationError> {
         let columns = ctx.columns();
-        if columns.len() != self.op.args.len() {
+        if columns.len() != self.args.len() {
             return Err(SerializationError::new(CountMismatch {
                 columns: columns.len(),
-                args: self.op.args.len(),
+                args: self.args.len(),
             }));
         }
         let mut bytes = 0;
-        for (col, &g) in columns.iter().zip(&self.op.args) {
-            let generator: &Generator = &self.plan.generators[g];
-            let value = generator.value(self.plan.seed, g as u64, self.index);
-            bytes += encode(value, col.typ(), writer.make_cell_writer()).map_err(|()| {
+        for (col, arg) in columns.iter().zip(self.args) {
+            let g = &*arg.generator;
+            bytes += write(
+                g,
+                self.seed,
+                arg.stream,
+                self.index,
+                col.typ(),
+                writer.make_cell_writer(),
+            )
+            .map_err(|_| {
                 SerializationError::new(Mismatch {
                     column: col.name().to_string(),
-                    typ: format!("{:?}", col.typ()),
-                    kind: generator.kind(),
+                    typ: cql_type(col.typ()),
+                    generator: g.describe(),
                 })
             })?;
         }
@@ -78,189 +98,70 @@ impl SerializeRow for BoundRow<'_> {
     }
 
     fn is_empty(&self) -> bool {
-        self.op.args.is_empty()
+        self.args.is_empty()
     }
 }
 
-/// Writes `value` as a cell of type `typ`; returns the bytes written, or `Err(())` when the
-/// value cannot be that type.
-fn encode(value: Value<'_>, typ: &ColumnType<'_>, w: CellWriter<'_>) -> Result<usize, ()> {
-    let ColumnType::Native(native) = typ else {
-        return Err(());
-    };
-    let mut buf = [0u8; 40];
-    let bytes: &[u8] = match (value, native) {
-        (
-            Value::Int(x) | Value::Timestamp(x),
-            NativeType::BigInt | NativeType::Counter | NativeType::Timestamp,
-        ) => {
-            buf[..8].copy_from_slice(&x.to_be_bytes());
-            &buf[..8]
-        }
-        (Value::Int(x), NativeType::Int) => {
-            buf[..4].copy_from_slice(&(x as i32).to_be_bytes());
-            &buf[..4]
-        }
-        (Value::Int(x), NativeType::SmallInt) => {
-            buf[..2].copy_from_slice(&(x as i16).to_be_bytes());
-            &buf[..2]
-        }
-        (Value::Int(x), NativeType::TinyInt) => {
-            buf[0] = x as i8 as u8;
-            &buf[..1]
-        }
-        (Value::Int(x), NativeType::Boolean) => {
-            buf[0] = (x & 1) as u8;
-            &buf[..1]
-        }
-        (Value::Int(x), NativeType::Double) => {
-            buf[..8].copy_from_slice(&(x as f64).to_be_bytes());
-            &buf[..8]
-        }
-        (Value::Int(x), NativeType::Float) => {
-            buf[..4].copy_from_slice(&(x as f32).to_be_bytes());
-            &buf[..4]
-        }
-        (Value::Int(x), NativeType::Varint) => varint(x, &mut buf),
-        (Value::Int(x), NativeType::Blob) => {
-            buf[..8].copy_from_slice(&x.to_be_bytes());
-            &buf[..8]
-        }
-        (Value::Int(x) | Value::Timestamp(x), NativeType::Text | NativeType::Ascii) => {
-            decimal(x, &mut buf)
-        }
-        (Value::Timestamp(ms), NativeType::Date) => {
-            let days = ms.div_euclid(86_400_000) + (1i64 << 31);
-            buf[..4].copy_from_slice(&(days as u32).to_be_bytes());
-            &buf[..4]
-        }
-        (Value::Bytes(b), NativeType::Text | NativeType::Ascii | NativeType::Blob) => b,
-        (Value::Uuid(u), NativeType::Uuid) => {
-            buf[..16].copy_from_slice(&u);
-            &buf[..16]
-        }
-        (Value::Uuid(u), NativeType::Timeuuid) if u[6] >> 4 == 1 => {
-            buf[..16].copy_from_slice(&u);
-            &buf[..16]
-        }
-        (Value::Uuid(u), NativeType::Text | NativeType::Ascii) => hyphenated(u, &mut buf),
-        _ => return Err(()),
-    };
-    w.set_value(bytes).map_err(|_| ())?;
-    Ok(bytes.len())
+/// A bind marker as the server reported it: its name, its type, and the type of the column
+/// of that name in the table's schema when known (the marker's own never says `frozen`).
+pub struct Marker {
+    pub name: String,
+    pub typ: ColumnType<'static>,
+    pub schema_typ: Option<ColumnType<'static>>,
 }
 
-fn decimal(x: i64, buf: &mut [u8; 40]) -> &[u8] {
-    let mut cursor = &mut buf[..];
-    let _ = write!(cursor, "{x}"); // 20 bytes at most: cannot fail
-    let len = 40 - cursor.len();
-    &buf[..len]
-}
-
-/// The shortest big-endian two's complement form, as CQL's varint wants.
-fn varint(x: i64, buf: &mut [u8; 40]) -> &[u8] {
-    let b = x.to_be_bytes();
-    let mut start = 0;
-    while start < 7 {
-        let redundant = (b[start] == 0 && b[start + 1] & 0x80 == 0)
-            || (b[start] == 0xff && b[start + 1] & 0x80 != 0);
-        if !redundant {
-            break;
-        }
-        start += 1;
-    }
-    let len = 8 - start;
-    buf[..len].copy_from_slice(&b[start..]);
-    &buf[..len]
-}
-
-fn hyphenated(u: [u8; 16], buf: &mut [u8; 40]) -> &[u8] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut j = 0;
-    for (i, byte) in u.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            buf[j] = b'-';
-            j += 1;
-        }
-        buf[j] = HEX[(byte >> 4) as usize];
-        buf[j + 1] = HEX[(byte & 0xf) as usize];
-        j += 2;
-    }
-    &buf[..36]
-}
-
-/// Checks before the run that every generator can fill its column. Returns the message for
-/// the first argument that cannot, naming it as `ops[i].args[j]`.
-pub fn check_types(
+/// The arguments of op `op_index` for its bind markers: the generators its `args` name, or
+/// for an op that names none, the default of each column type. Checks before the run that
+/// each generator can fill its column; the message names the op, the bind marker, the
+/// column, its CQL type and the generator.
+pub fn bind_args(
     plan: &Plan,
     op_index: usize,
-    columns: &[(String, ColumnType<'static>)],
-) -> Result<(), String> {
+    markers: &[Marker],
+    now_ms: i64,
+) -> Result<Vec<Arg>, String> {
     let op = &plan.ops[op_index];
-    if columns.len() != op.args.len() {
+    let defaults = op.args.is_empty();
+    if !defaults && markers.len() != op.args.len() {
         return Err(format!(
-            "ops[{op_index}].args: the server reports {} bind markers, the op binds {}",
-            columns.len(),
+            "ops[{op_index}] ({}).args: the server reports {} bind markers, the op binds {}",
+            op.name,
+            markers.len(),
             op.args.len()
         ));
     }
-    for (j, ((name, typ), &g)) in columns.iter().zip(&op.args).enumerate() {
-        let generator = &plan.generators[g];
-        let probe = generator.value(plan.seed, g as u64, 0);
-        let mut scratch = Vec::new();
-        let mut row = RowWriter::new(&mut scratch);
-        if encode(probe, typ, row.make_cell_writer()).is_err() {
-            return Err(format!(
-                "ops[{op_index}].args[{j}]: generator `{}` ({:?}) cannot fill column `{name}` of type {typ:?}",
-                op.arg_names[j],
-                generator.kind()
-            ));
-        }
+    let mut args = Vec::with_capacity(markers.len());
+    for (j, m) in markers.iter().enumerate() {
+        let arg = if defaults {
+            Arg {
+                generator: Arc::new(default_generator(&m.typ, plan.seed, now_ms)),
+                stream: column_stream(&m.name),
+                name: None,
+            }
+        } else {
+            let g = op.args[j];
+            Arg {
+                generator: plan.generators[g].clone(),
+                stream: g as u64,
+                name: Some(op.arg_names[j].clone()),
+            }
+        };
+        check(&arg.generator, plan.seed, &m.typ, Place::Marker).map_err(|reason| {
+            let shown = m.schema_typ.as_ref().unwrap_or(&m.typ);
+            let generator = match &arg.name {
+                Some(n) => format!("generator `{n}` ({})", arg.generator.describe()),
+                None => format!("the default generator ({})", arg.generator.describe()),
+            };
+            format!(
+                "ops[{op_index}] ({}), bind marker {} (ops[{op_index}].args[{j}]): {generator} \
+                 cannot fill column `{}` of type {}: {reason}",
+                op.name,
+                j + 1,
+                m.name,
+                cql_type(shown)
+            )
+        })?;
+        args.push(arg);
     }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn enc(v: Value<'_>, t: NativeType) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut row = RowWriter::new(&mut out);
-        encode(v, &ColumnType::Native(t), row.make_cell_writer()).ok()?;
-        Some(out[4..].to_vec()) // drop the 4-byte length prefix
-    }
-
-    #[test]
-    fn integers_follow_the_column_type() {
-        assert_eq!(enc(Value::Int(42), NativeType::Text).unwrap(), b"42");
-        assert_eq!(enc(Value::Int(-7), NativeType::Text).unwrap(), b"-7");
-        assert_eq!(
-            enc(Value::Int(1), NativeType::Int).unwrap(),
-            vec![0, 0, 0, 1]
-        );
-        assert_eq!(
-            enc(Value::Int(1), NativeType::BigInt).unwrap(),
-            vec![0, 0, 0, 0, 0, 0, 0, 1]
-        );
-        assert_eq!(
-            enc(Value::Int(128), NativeType::Varint).unwrap(),
-            vec![0, 128]
-        );
-        assert_eq!(enc(Value::Int(-1), NativeType::Varint).unwrap(), vec![0xff]);
-        assert!(enc(Value::Int(1), NativeType::Uuid).is_none());
-    }
-
-    #[test]
-    fn bytes_and_uuids_encode_or_refuse() {
-        assert_eq!(enc(Value::Bytes(b"abc"), NativeType::Blob).unwrap(), b"abc");
-        assert!(enc(Value::Bytes(b"abc"), NativeType::Int).is_none());
-        let u = [0x42u8; 16];
-        let text = enc(Value::Uuid(u), NativeType::Text).unwrap();
-        assert_eq!(text, b"42424242-4242-4242-4242-424242424242");
-        assert!(
-            enc(Value::Uuid(u), NativeType::Timeuuid).is_none(),
-            "a v4-looking uuid is no timeuuid"
-        );
-    }
+    Ok(args)
 }

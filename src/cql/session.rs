@@ -18,7 +18,7 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::nodes::{NodeTracking, Tracking};
 use super::refusal::{self, Verdict};
-use super::row::check_types;
+use super::row::{Arg, Marker, bind_args};
 use crate::plan::{ClusterPlan, Plan};
 use crate::spec::{BatchKind, SchemaMode};
 
@@ -27,6 +27,8 @@ use crate::spec::{BatchKind, SchemaMode};
 pub struct PreparedOp {
     pub statement: PreparedStatement,
     pub batch: Option<Batch>,
+    /// What each bind marker binds.
+    pub args: Vec<Arg>,
 }
 
 pub struct Prepared {
@@ -202,6 +204,10 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
         .request_timeout(None)
         .build()
         .into_handle();
+    // The time origin of default time generators: one for all ops, so they agree.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut ops = Vec::with_capacity(plan.ops.len());
     for (i, op) in plan.ops.iter().enumerate() {
         let mut statement = session
@@ -212,15 +218,14 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
         statement.set_serial_consistency(Some(op.serial_consistency));
         statement.set_execution_profile_handle(Some(untimed.clone()));
         statement.set_is_idempotent(op.idempotent);
+        if let Some(rows) = op.page_size {
+            statement.set_page_size(rows as i32); // at most i32::MAX: checked by the plan
+        }
         if let Some(l) = &speculative {
             statement.set_history_listener(l.clone());
         }
-        let columns: Vec<_> = statement
-            .get_variable_col_specs()
-            .iter()
-            .map(|c| (c.name().to_string(), c.typ().clone()))
-            .collect();
-        check_types(plan, i, &columns).map_err(|m| anyhow!(m))?;
+        let args =
+            bind_args(plan, i, &markers(session, &statement), now_ms).map_err(|m| anyhow!(m))?;
         let batch = op.batch.map(|(size, kind)| {
             let mut b = Batch::new(match kind {
                 BatchKind::Logged => BatchType::Logged,
@@ -239,7 +244,29 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
             }
             b
         });
-        ops.push(PreparedOp { statement, batch });
+        ops.push(PreparedOp {
+            statement,
+            batch,
+            args,
+        });
     }
     Ok(Prepared { ops })
+}
+
+/// The statement's bind markers, with their columns' schema types when the driver knows them.
+fn markers(session: &Session, statement: &PreparedStatement) -> Vec<Marker> {
+    let state = session.get_cluster_state();
+    statement
+        .get_variable_col_specs()
+        .iter()
+        .map(|c| Marker {
+            name: c.name().to_string(),
+            typ: c.typ().clone().into_owned(),
+            schema_typ: state
+                .get_keyspace(c.table_spec().ks_name())
+                .and_then(|k| k.tables.get(c.table_spec().table_name()))
+                .and_then(|t| t.columns.get(c.name()))
+                .map(|col| col.typ.clone()),
+        })
+        .collect()
 }

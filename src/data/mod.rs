@@ -3,35 +3,78 @@
 //! Any lane or instance can regenerate the value of any op, which is what makes sharding
 //! without coordination and read-after-write workloads possible. Text and blob payloads are
 //! slices of a pool generated once, so a request allocates nothing for its payload.
+//! Composite generators (collections, tuples, UDTs, vectors, sparse columns) hold their parts
+//! and say where each part takes its value ([`compose`]); the encoder walks them without
+//! allocating, and [`Datum`] is the same value owned, for checks and tests.
 //! This module imports nothing of the engine or the driver.
 
+pub mod compose;
 mod dist;
 mod hash;
 
+pub use compose::{Count, Datum, MAX_ELEMENTS, build_all};
 pub use hash::{mix, unit};
 
-use crate::spec::{GenSpec, SizeSpec};
+use std::sync::Arc;
+
+use crate::spec::{CountSpec, GenSpec, SizeSpec};
 use dist::Zipf;
 
 /// One generated value, borrowed from the generator where it is bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
     Int(i64),
+    Float(f64),
     Bytes(&'a [u8]),
     Uuid([u8; 16]),
     /// Milliseconds since the Unix epoch.
     Timestamp(i64),
+    Null,
+    /// No value: the column is left as it is.
+    Unset,
+    /// A composite generator's value: its parts come from [`compose`].
+    Composite,
 }
 
 /// What a generator produces, used to check it against a column type before the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueKind {
     Int,
+    Float,
     Text,
     Blob,
     Uuid,
     Timeuuid,
     Timestamp,
+    List,
+    Set,
+    Map,
+    Tuple,
+    Udt,
+    Vector,
+    Sparse,
+}
+
+impl ValueKind {
+    /// The kind's name in messages: the `kind` of the spec that makes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueKind::Int => "integer",
+            ValueKind::Float => "float",
+            ValueKind::Text => "text",
+            ValueKind::Blob => "blob",
+            ValueKind::Uuid => "uuid",
+            ValueKind::Timeuuid => "timeuuid",
+            ValueKind::Timestamp => "timestamp",
+            ValueKind::List => "list",
+            ValueKind::Set => "set",
+            ValueKind::Map => "map",
+            ValueKind::Tuple => "tuple",
+            ValueKind::Udt => "udt",
+            ValueKind::Vector => "vector",
+            ValueKind::Sparse => "sparse",
+        }
+    }
 }
 
 /// Size of the pre-generated pool behind text and blob values, beyond the largest value.
@@ -77,12 +120,66 @@ pub enum Generator {
         start_ms: i64,
         step_ms: i64,
     },
+    /// `start + index / block`: `block` rows per partition, in op order.
+    Partition {
+        start: i64,
+        block: u64,
+    },
+    /// The row of `index` in its partition: below `block`, and below the partition's size,
+    /// drawn in `min..=block` from the partition number alone.
+    Clustering {
+        min: u64,
+        block: u64,
+    },
+    Float {
+        min: f64,
+        span: f64,
+    },
+    Gaussian {
+        mean: f64,
+        stddev: f64,
+    },
+    /// A list or a set: `size` elements of `element`.
+    List {
+        set: bool,
+        size: Count,
+        element: Arc<Generator>,
+    },
+    Map {
+        size: Count,
+        key: Arc<Generator>,
+        value: Arc<Generator>,
+    },
+    Tuple {
+        fields: Vec<Arc<Generator>>,
+    },
+    /// Fields by name, in the order of the spec (the encoder follows the type's order).
+    Udt {
+        fields: Vec<(String, Arc<Generator>)>,
+    },
+    Vector {
+        element: Arc<Generator>,
+        normalize: bool,
+        dimension: u16,
+    },
+    /// `inner`'s values, except a share `nulls` of ops that get null (or unset).
+    Sparse {
+        inner: Arc<Generator>,
+        nulls: f64,
+        unset: bool,
+    },
 }
 
 impl Generator {
-    /// Builds a generator. `spec` has been validated; `now_ms` is the default time origin.
+    /// Builds a scalar generator (composites name others: [`build_all`] makes them).
+    /// `spec` has been validated; `now_ms` is the default time origin.
     pub fn new(spec: &GenSpec, seed: u64, now_ms: i64) -> Generator {
-        match *spec {
+        Self::scalar(spec, seed, now_ms).expect("Generator::new is only given scalar specs")
+    }
+
+    /// The generator of a scalar spec; `None` for a composite one.
+    pub fn scalar(spec: &GenSpec, seed: u64, now_ms: i64) -> Option<Generator> {
+        Some(match *spec {
             GenSpec::Sequence { start } => Generator::Sequence { start },
             GenSpec::Uniform { min, max } => Generator::Uniform {
                 min,
@@ -126,15 +223,54 @@ impl Generator {
             GenSpec::Text { size } => Self::bytes(ValueKind::Text, size, seed),
             GenSpec::Blob { size } => Self::bytes(ValueKind::Blob, size, seed),
             GenSpec::Uuid {} => Generator::Uuid,
-            GenSpec::Timeuuid {} => Generator::Timeuuid {
-                start_ms: now_ms,
+            GenSpec::Timeuuid { start_ms } => Generator::Timeuuid {
+                start_ms: start_ms.unwrap_or(now_ms),
                 node: mix(seed),
             },
             GenSpec::Timestamp { start_ms, step_ms } => Generator::Timestamp {
                 start_ms: start_ms.unwrap_or(now_ms),
                 step_ms,
             },
-        }
+            GenSpec::Float { min, max } => Generator::Float {
+                min,
+                span: max - min,
+            },
+            GenSpec::Gaussian { mean, stddev } => Generator::Gaussian { mean, stddev },
+            GenSpec::Partition {
+                rows: CountSpec::Fixed(n),
+                start,
+            } => Generator::Partition {
+                start,
+                block: u64::from(n.max(1)),
+            },
+            GenSpec::Partition {
+                rows: CountSpec::Range { max, .. },
+                start,
+            } => Generator::Partition {
+                start,
+                block: u64::from(max.max(1)),
+            },
+            GenSpec::Clustering {
+                rows: CountSpec::Fixed(n),
+            } => Generator::Clustering {
+                min: u64::from(n.max(1)),
+                block: u64::from(n.max(1)),
+            },
+            GenSpec::Clustering {
+                rows: CountSpec::Range { min, max },
+            } => Generator::Clustering {
+                min: u64::from(min.max(1)),
+                block: u64::from(max.max(1)),
+            },
+            GenSpec::Partition { .. } | GenSpec::Clustering { .. } => return None,
+            GenSpec::List { .. }
+            | GenSpec::Set { .. }
+            | GenSpec::Map { .. }
+            | GenSpec::Tuple { .. }
+            | GenSpec::Udt { .. }
+            | GenSpec::Vector { .. }
+            | GenSpec::Sparse { .. } => return None,
+        })
     }
 
     fn bytes(kind: ValueKind, size: SizeSpec, seed: u64) -> Generator {
@@ -170,16 +306,48 @@ impl Generator {
             Generator::Uuid => ValueKind::Uuid,
             Generator::Timeuuid { .. } => ValueKind::Timeuuid,
             Generator::Timestamp { .. } => ValueKind::Timestamp,
+            Generator::Float { .. } | Generator::Gaussian { .. } => ValueKind::Float,
+            Generator::Partition { .. } | Generator::Clustering { .. } => ValueKind::Int,
+            Generator::List { set: false, .. } => ValueKind::List,
+            Generator::List { set: true, .. } => ValueKind::Set,
+            Generator::Map { .. } => ValueKind::Map,
+            Generator::Tuple { .. } => ValueKind::Tuple,
+            Generator::Udt { .. } => ValueKind::Udt,
+            Generator::Vector { .. } => ValueKind::Vector,
+            Generator::Sparse { .. } => ValueKind::Sparse,
         }
+    }
+
+    /// What the generator makes, for messages: `integer`, `set of text`, `sparse float`.
+    pub fn describe(&self) -> String {
+        match self {
+            Generator::List { element, .. } | Generator::Vector { element, .. } => {
+                format!("{} of {}", self.kind().name(), element.describe())
+            }
+            Generator::Map { key, value, .. } => {
+                format!("map of {} to {}", key.describe(), value.describe())
+            }
+            Generator::Sparse { inner, .. } => format!("sparse {}", inner.describe()),
+            g => g.kind().name().to_string(),
+        }
+    }
+
+    /// The generator whose value a sparse one binds when it binds one.
+    pub fn unsparse(&self) -> &Generator {
+        let mut g = self;
+        while let Generator::Sparse { inner, .. } = g {
+            g = inner;
+        }
+        g
     }
 
     /// The value for op `index`. `stream` separates generators that share a seed (one stream
     /// per bind marker), so two uniform arguments of one op are independent.
+    /// A composite's value is [`Value::Composite`]: its parts come from [`compose`]; a sparse
+    /// generator's is null, unset or its inner generator's.
     #[inline]
     pub fn value(&self, seed: u64, stream: u64, index: u64) -> Value<'_> {
-        let h = mix(seed
-            ^ mix(stream.wrapping_add(0x5851_F42D_4C95_7F2D)
-                ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93)));
+        let h = hash3(seed, stream, index);
         match self {
             Generator::Sequence { start } => Value::Int(start.wrapping_add(index as i64)),
             Generator::Uniform { min, span } => {
@@ -234,8 +402,54 @@ impl Generator {
             Generator::Timestamp { start_ms, step_ms } => {
                 Value::Timestamp(start_ms.wrapping_add((index as i64).wrapping_mul(*step_ms)))
             }
+            Generator::Partition { start, block } => {
+                Value::Int(start.wrapping_add((index / block) as i64))
+            }
+            Generator::Clustering { min, block } => {
+                let row = index % block;
+                Value::Int((row % partition_rows(index / block, *min, *block)) as i64)
+            }
+            Generator::Float { min, span } => Value::Float(min + unit(h) * span),
+            Generator::Gaussian { mean, stddev } => {
+                Value::Float(mean + stddev * dist::standard_normal(h))
+            }
+            Generator::Sparse {
+                inner,
+                nulls,
+                unset,
+            } => {
+                if unit(mix(h ^ compose::SPARSE)) < *nulls {
+                    if *unset { Value::Unset } else { Value::Null }
+                } else {
+                    inner.value(seed, stream, index)
+                }
+            }
+            Generator::List { .. }
+            | Generator::Map { .. }
+            | Generator::Tuple { .. }
+            | Generator::Udt { .. }
+            | Generator::Vector { .. } => Value::Composite,
         }
     }
+}
+
+/// The number of rows of partition `p` (of `block` op indices): `min..=block`, a pure
+/// function of `p`, so every op and instance agrees on it.
+#[inline]
+pub fn partition_rows(p: u64, min: u64, block: u64) -> u64 {
+    if min >= block {
+        return block;
+    }
+    min + bounded(mix(p ^ 0x2545_F491_4F6C_DD1D), block - min + 1)
+}
+
+/// The hash behind the value of (seed, stream, index).
+#[inline]
+fn hash3(seed: u64, stream: u64, index: u64) -> u64 {
+    mix(seed
+        ^ mix(
+            stream.wrapping_add(0x5851_F42D_4C95_7F2D) ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+        ))
 }
 
 /// A value in `0..n` from a hash, by multiply-shift (no modulo bias worth measuring).

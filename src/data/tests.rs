@@ -158,7 +158,7 @@ fn uuids_are_version_4_and_timeuuids_version_1_in_op_order() {
     };
     assert_eq!(u[6] >> 4, 4);
     assert_eq!(u[8] >> 6, 0b10);
-    let t = Generator::new(&GenSpec::Timeuuid {}, 0, 1_700_000_000_000);
+    let t = Generator::new(&GenSpec::Timeuuid { start_ms: None }, 0, 1_700_000_000_000);
     let Value::Uuid(a) = t.value(0, 0, 1) else {
         panic!()
     };
@@ -214,4 +214,116 @@ fn extreme_ranges_do_not_panic() {
             let _ = g.value(0, 0, i);
         }
     }
+}
+
+fn specs(text: &str) -> std::collections::BTreeMap<String, GenSpec> {
+    #[derive(serde::Deserialize)]
+    struct Data {
+        data: std::collections::BTreeMap<String, GenSpec>,
+    }
+    toml::from_str::<Data>(text).unwrap().data
+}
+
+#[test]
+fn composites_resolve_names_and_sizes_stay_in_range() {
+    let data = specs(
+        r#"
+        [data.n]
+        kind = "sequence"
+        [data.tags]
+        kind = "set"
+        element = "n"
+        size = { min = 2, max = 4 }
+        [data.maybe]
+        kind = "sparse"
+        of = "tags"
+        nulls = 0.25
+        "#,
+    );
+    let built = build_all(&data, 3, 0).unwrap();
+    let names: Vec<&str> = built.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["maybe", "n", "tags"],
+        "name order: an index is a stream"
+    );
+    let (tags, maybe) = (&built[2].1, &built[0].1);
+    let mut nulls = 0;
+    for i in 0..4000 {
+        let n = tags.count(3, 2, i);
+        assert!((2..=4).contains(&n), "size {n}");
+        let Datum::List(elements) = tags.datum(3, 2, i) else {
+            panic!("a set is a list of elements")
+        };
+        assert_eq!(elements.len(), n);
+        // a sequence element counts elements: op i's are i * MAX_ELEMENTS + j
+        let first = i as i64 * i64::from(MAX_ELEMENTS);
+        assert_eq!(elements[0], Datum::Int(first));
+        match maybe.datum(3, 2, i) {
+            Datum::Null => nulls += 1,
+            d => assert_eq!(d, tags.datum(3, 2, i), "a sparse value is its inner one"),
+        }
+    }
+    assert!((800..1200).contains(&nulls), "{nulls} nulls of 4000 at 25%");
+}
+
+#[test]
+fn a_normalised_vector_has_unit_length() {
+    let data = specs(
+        r#"
+        [data.x]
+        kind = "gaussian"
+        [data.v]
+        kind = "vector"
+        element = "x"
+        dimension = 16
+        normalize = true
+        "#,
+    );
+    let built = build_all(&data, 1, 0).unwrap();
+    let Datum::List(xs) = built[0].1.datum(1, 0, 9) else {
+        panic!("a vector is a list")
+    };
+    let length: f64 = xs
+        .iter()
+        .map(|d| match d {
+            Datum::Float(x) => x * x,
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(xs.len(), 16);
+    assert!((length - 1.0).abs() < 1e-9, "{length}");
+}
+
+#[test]
+fn partitions_are_written_in_order_with_their_own_sizes() {
+    let data = specs(
+        r#"
+        [data.p]
+        kind = "partition"
+        rows = { min = 3, max = 40 }
+        start = 100
+        [data.c]
+        kind = "clustering"
+        rows = { min = 3, max = 40 }
+        "#,
+    );
+    let built = build_all(&data, 1, 0).unwrap();
+    let (c, p) = (&built[0].1, &built[1].1);
+    let mut rows = std::collections::BTreeMap::<i64, std::collections::BTreeSet<i64>>::new();
+    for i in 0..40 * 50 {
+        let (Value::Int(pv), Value::Int(cv)) = (p.value(1, 1, i), c.value(1, 0, i)) else {
+            panic!("integers")
+        };
+        assert_eq!(pv, 100 + (i / 40) as i64, "partition {i}: in op order");
+        rows.entry(pv).or_default().insert(cv);
+    }
+    assert_eq!(rows.len(), 50);
+    let sizes: std::collections::BTreeSet<usize> = rows.values().map(|r| r.len()).collect();
+    for (pv, r) in &rows {
+        let want = partition_rows((pv - 100) as u64, 3, 40) as usize;
+        assert_eq!(r.len(), want, "partition {pv}");
+        assert_eq!(*r, (0..want as i64).collect(), "rows 0..size");
+    }
+    assert!(sizes.len() > 10, "sizes vary: {sizes:?}");
 }

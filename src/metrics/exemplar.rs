@@ -30,6 +30,8 @@ pub fn key_text(plan: &Plan, op: usize, index: u64) -> Option<String> {
         }
         Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
         Value::Uuid(u) => uuid::Uuid::from_bytes(u).hyphenated().to_string(),
+        Value::Float(x) => x.to_string(),
+        Value::Null | Value::Unset | Value::Composite => return None,
     })
 }
 

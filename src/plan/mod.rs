@@ -115,6 +115,8 @@ pub struct OpPlan {
     pub timeout: Duration,
     pub idempotent: bool,
     pub batch: Option<(u32, BatchKind)>,
+    /// Rows per page of a read; `None`: the driver's default.
+    pub page_size: Option<u32>,
 }
 
 /// The concurrency model: the spec's own enum, with its names and knobs.

@@ -273,8 +273,45 @@ fn malformed_specs_are_refused_with_field_and_reason() {
             "data.k: count must be at least 1",
         ),
         (
-            BASE.replace("kind = \"sequence\"", "kind = \"gaussian\""),
-            "t.toml:4:8: data.k.kind: unknown variant `gaussian`",
+            BASE.replace(
+                "args = [\"k\", \"v\"]",
+                "args = [\"k\", \"v\"]\npage_size = 100",
+            ),
+            "ops[0].page_size: pages are for reads (SELECT); this op writes",
+        ),
+        (
+            with("[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t\"\npage_size = 0"),
+            "ops[1].page_size: must be at least 1",
+        ),
+        (
+            with("[data.l]\nkind = \"list\"\nelement = \"nope\""),
+            "data.l.element: unknown generator `nope`; [data] defines: k, l, v",
+        ),
+        (
+            with(
+                "[data.a]\nkind = \"list\"\nelement = \"b\"\n[data.b]\nkind = \"udt\"\nfields = { x = \"a\" }",
+            ),
+            "data.b.fields: generators refer to each other in a cycle: a -> b -> a",
+        ),
+        (
+            with("[data.s]\nkind = \"sparse\"\nof = \"k\"\nnulls = 1.5"),
+            "data.s: nulls is the share of null values, between 0 and 1, not 1.5",
+        ),
+        (
+            with("[data.l]\nkind = \"map\"\nkey = \"k\"\nvalue = \"v\"\nsize = \"v\""),
+            "data.l.size: a size comes from an integer generator, not a text one",
+        ),
+        (
+            with("[data.l]\nkind = \"set\"\nelement = \"k\"\nsize = 70000"),
+            "data.l: size 70000 is above the limit of 65535 elements",
+        ),
+        (
+            with("[data.x]\nkind = \"vector\"\nelement = \"k\"\ndimension = 0"),
+            "data.x: dimension must be at least 1",
+        ),
+        (
+            BASE.replace("kind = \"sequence\"", "kind = \"gamma\""),
+            "t.toml:4:8: data.k.kind: unknown variant `gamma`",
         ),
         (
             BASE.replace("size = 10", "size = { min = 10, max = 5 }"),

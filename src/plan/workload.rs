@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::ops::{self, CONSISTENCY_NAMES, OpKind};
 use super::{ClusterPlan, ErrorAt, OpPlan};
-use crate::data::Generator;
-use crate::spec::{GenSpec, SizeSpec, Spec, SpecError};
+use crate::data::{Generator, MAX_ELEMENTS, build_all};
+use crate::spec::{CountSpec, GenSpec, SizeSpec, Spec, SpecError};
 
 /// Largest text or blob value; beyond this a request would not fit the native protocol's
 /// default frame limits anyway.
@@ -59,13 +59,57 @@ fn check_generator(g: &GenSpec) -> Result<(), String> {
             ..
         } if lo > hi => Err(format!("min ({lo}) is above max ({hi})")),
         GenSpec::Text { ref size } | GenSpec::Blob { ref size } => size_ok(size),
+        GenSpec::Float { min, max } if !(min.is_finite() && max.is_finite() && min <= max) => Err(
+            format!("min ({min}) and max ({max}) must be finite, min at most max"),
+        ),
+        GenSpec::Gaussian { mean, stddev }
+            if !(stddev >= 0.0 && stddev.is_finite() && mean.is_finite()) =>
+        {
+            Err("mean must be finite and stddev a non-negative number".into())
+        }
+        GenSpec::List { ref size, .. }
+        | GenSpec::Set { ref size, .. }
+        | GenSpec::Map { ref size, .. } => count_ok(size),
+        GenSpec::Tuple { ref fields } if fields.is_empty() => {
+            Err("fields: a tuple has at least one field".into())
+        }
+        GenSpec::Udt { ref fields } if fields.is_empty() => {
+            Err("fields: a udt has at least one field".into())
+        }
+        GenSpec::Vector { dimension: 0, .. } => Err("dimension must be at least 1".into()),
+        GenSpec::Partition { ref rows, .. } | GenSpec::Clustering { ref rows } => match *rows {
+            CountSpec::Generator(_) => Err(
+                "rows is a number or a { min, max } range: partitions are laid out in op order"
+                    .into(),
+            ),
+            CountSpec::Fixed(0) | CountSpec::Range { min: 0, .. } => {
+                Err("rows must be at least 1".into())
+            }
+            CountSpec::Range { min, max } if min > max => {
+                Err(format!("rows.min ({min}) is above rows.max ({max})"))
+            }
+            _ => Ok(()),
+        },
+        GenSpec::Sparse { nulls, .. } if !(0.0..=1.0).contains(&nulls) => Err(format!(
+            "nulls is the share of null values, between 0 and 1, not {nulls}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn count_ok(size: &CountSpec) -> Result<(), String> {
+    match *size {
+        CountSpec::Range { min, max } if min > max => {
+            Err(format!("size.min ({min}) is above size.max ({max})"))
+        }
+        CountSpec::Fixed(n) | CountSpec::Range { max: n, .. } if n > MAX_ELEMENTS => Err(format!(
+            "size {n} is above the limit of {MAX_ELEMENTS} elements"
+        )),
         _ => Ok(()),
     }
 }
 
 pub(super) fn generators(spec: &Spec, now_ms: i64, err: &ErrorAt) -> Result<Generators, SpecError> {
-    let mut list = Vec::new();
-    let mut by_name = HashMap::new();
     for (name, g) in &spec.data {
         let field = format!("data.{name}");
         if !ops::is_valid_name(name) {
@@ -75,10 +119,16 @@ pub(super) fn generators(spec: &Spec, now_ms: i64, err: &ErrorAt) -> Result<Gene
             ));
         }
         check_generator(g).map_err(|m| err(&field, m))?;
-        by_name.insert(name.clone(), list.len());
-        list.push(Arc::new(Generator::new(g, spec.seed, now_ms)));
     }
-    Ok((list, by_name))
+    // In name order: a generator's index is the stream of its values.
+    let built = build_all(&spec.data, spec.seed, now_ms)
+        .map_err(|e| err(&format!("data.{}.{}", e.name, e.field), e.message))?;
+    let by_name = built
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (name.clone(), i))
+        .collect();
+    Ok((built.into_iter().map(|(_, g)| g).collect(), by_name))
 }
 
 pub(super) fn operations(
@@ -115,8 +165,10 @@ pub(super) fn operations(
                 format!("must be a non-negative number, not {}", o.weight),
             ));
         }
+        // No `args`: each bind marker gets a default generator for its column type, once the
+        // statement is prepared.
         let markers = ops::count_bind_markers(&o.cql);
-        if markers != o.args.len() {
+        if !o.args.is_empty() && markers != o.args.len() {
             return Err(err(
                 &f("args"),
                 format!(
@@ -178,6 +230,22 @@ pub(super) fn operations(
             }
             Some(b) => Some((b.size, b.kind)),
         };
+        let page_size = match o.page_size {
+            Some(0) => return Err(err(&f("page_size"), "must be at least 1".into())),
+            Some(n) if n > i32::MAX as u32 => {
+                return Err(err(
+                    &f("page_size"),
+                    format!("must be at most {}", i32::MAX),
+                ));
+            }
+            Some(_) if kind != OpKind::Read => {
+                return Err(err(
+                    &f("page_size"),
+                    "pages are for reads (SELECT); this op writes".into(),
+                ));
+            }
+            p => p,
+        };
         out.push(OpPlan {
             name: o.name.clone(),
             cql: o.cql.clone(),
@@ -192,6 +260,7 @@ pub(super) fn operations(
                 .idempotent
                 .unwrap_or(matches!(kind, OpKind::Read | OpKind::Write)),
             batch,
+            page_size,
         });
     }
     if out.iter().map(|o| o.weight).sum::<f64>() <= 0.0 {

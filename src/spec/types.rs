@@ -204,6 +204,9 @@ pub struct OpSpec {
     pub idempotent: Option<bool>,
     /// Send `batch.size` statements of this op as one CQL batch.
     pub batch: Option<BatchSpec>,
+    /// Rows per page of a read (the driver's default, 5000, when absent); a read fetches all
+    /// its pages.
+    pub page_size: Option<u32>,
 }
 
 fn one() -> f64 {
@@ -235,9 +238,26 @@ pub enum SizeSpec {
     Range { min: u32, max: u32 },
 }
 
-/// A named value generator. Integers: sequence, uniform, zipf, normal, hotspot. Bytes: text,
-/// blob. Others: uuid, timeuuid, timestamp. The column type decides how a value is encoded
-/// (an integer bound to a text column is sent as its decimal digits).
+/// A number of elements: fixed (`size = 3`), uniform in a range (`size = { min = 0, max = 8 }`)
+/// or drawn from an integer generator of `[data]` (`size = "tag_count"`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum CountSpec {
+    Fixed(u32),
+    Range { min: u32, max: u32 },
+    Generator(String),
+}
+
+fn default_count() -> CountSpec {
+    CountSpec::Range { min: 1, max: 5 }
+}
+
+/// A named value generator. Integers: sequence, uniform, zipf, normal, hotspot. Floats: float
+/// (uniform), gaussian. Bytes: text, blob. Others: uuid, timeuuid, timestamp. Composites name
+/// other generators of `[data]`: list, set, map (a size and elements), tuple (by position), udt
+/// (by field name), vector (D elements), sparse (another generator with a share of nulls).
+/// The column type decides how a value is encoded (an integer bound to a text column is sent
+/// as its decimal digits).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum GenSpec {
@@ -277,13 +297,82 @@ pub enum GenSpec {
         size: SizeSpec,
     },
     Uuid {},
-    Timeuuid {},
+    Timeuuid {
+        /// Milliseconds since the epoch of op 0's time; the run's start time if absent.
+        start_ms: Option<i64>,
+    },
     Timestamp {
         /// Milliseconds since the epoch of op 0; the run's start time if absent.
         start_ms: Option<i64>,
         /// Milliseconds between consecutive ops.
         #[serde(default = "one_i64")]
         step_ms: i64,
+    },
+    /// The partition of op index i when each partition holds `rows` rows written in order:
+    /// `start + i / rows` (with a range, `i / rows.max`).
+    Partition {
+        rows: CountSpec,
+        #[serde(default)]
+        start: i64,
+    },
+    /// The clustering value of op index i in its partition (see `partition`): `i % rows`;
+    /// with a range, partition p holds a size drawn for p in it, and op indices beyond that
+    /// size rewrite its rows.
+    Clustering {
+        rows: CountSpec,
+    },
+    /// Uniform in `[min, max)`.
+    Float {
+        #[serde(default)]
+        min: f64,
+        #[serde(default = "one")]
+        max: f64,
+    },
+    Gaussian {
+        #[serde(default)]
+        mean: f64,
+        #[serde(default = "one")]
+        stddev: f64,
+    },
+    List {
+        element: String,
+        #[serde(default = "default_count")]
+        size: CountSpec,
+    },
+    Set {
+        element: String,
+        #[serde(default = "default_count")]
+        size: CountSpec,
+    },
+    Map {
+        key: String,
+        value: String,
+        #[serde(default = "default_count")]
+        size: CountSpec,
+    },
+    /// One generator per tuple field, in order.
+    Tuple {
+        fields: Vec<String>,
+    },
+    /// One generator per field of the user-defined type, by field name.
+    Udt {
+        fields: BTreeMap<String, String>,
+    },
+    /// `dimension` values of `element` (the column's dimension: checked against it);
+    /// `normalize` scales each vector to unit length.
+    Vector {
+        element: String,
+        dimension: u16,
+        #[serde(default)]
+        normalize: bool,
+    },
+    /// The values of `of`, except a share `nulls` (0 to 1) of ops that bind null, or leave the
+    /// column unset (no tombstone) with `unset = true`.
+    Sparse {
+        of: String,
+        nulls: f64,
+        #[serde(default)]
+        unset: bool,
     },
 }
 
