@@ -34,18 +34,12 @@ static LOG: std::sync::LazyLock<LogSink> = std::sync::LazyLock::new(LogSink::std
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    // One thread asked for: a current-thread runtime, so the lanes, the driver's connection
-    // tasks and the daemon share that thread and no response crosses threads (a futex wake-up
-    // per request on a one-worker multi-thread runtime, whose block_on runs on another thread).
-    let mut builder = match cli.threads {
-        Some(n) if n <= 1 => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
+    // A multi-thread runtime also for `--threads 1`: a current-thread runtime (no response
+    // crossing threads) measured no cheaper per op (BENCHMARKS.md, "The floor").
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads {
+        builder.worker_threads(n.max(1));
+    }
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
