@@ -258,8 +258,9 @@ impl<E: Executor> Lane<'_, E> {
                 }
             }
             // A lane without a share of the limit (fewer workers or a smaller window than
-            // lanes) never claims, so it learns from the counter that the ops are used up.
-            exhausted |= pending.is_none() && self.ops_used_up();
+            // lanes) never claims, so it learns from the counter that the ops are used up; a
+            // lane that claims learns it from its claim, with no extra read per turn.
+            exhausted |= self.capacity == 0 && pending.is_none() && self.ops_used_up();
             if stopping || (exhausted && in_flight.len() == 0) {
                 break;
             }
