@@ -236,33 +236,22 @@ impl Generator {
                 span: max - min,
             },
             GenSpec::Gaussian { mean, stddev } => Generator::Gaussian { mean, stddev },
-            GenSpec::Partition {
-                rows: CountSpec::Fixed(n),
-                start,
-            } => Generator::Partition {
-                start,
-                block: u64::from(n.max(1)),
-            },
-            GenSpec::Partition {
-                rows: CountSpec::Range { max, .. },
-                start,
-            } => Generator::Partition {
-                start,
-                block: u64::from(max.max(1)),
-            },
-            GenSpec::Clustering {
-                rows: CountSpec::Fixed(n),
-            } => Generator::Clustering {
-                min: u64::from(n.max(1)),
-                block: u64::from(n.max(1)),
-            },
-            GenSpec::Clustering {
-                rows: CountSpec::Range { min, max },
-            } => Generator::Clustering {
-                min: u64::from(min.max(1)),
-                block: u64::from(max.max(1)),
-            },
-            GenSpec::Partition { .. } | GenSpec::Clustering { .. } => return None,
+            // Rows per partition from a fixed count or a range (a generator's count is refused
+            // by the plan): a partition spans the largest size, a clustering key cycles within it.
+            GenSpec::Partition { ref rows, start } => {
+                let (_, max) = rows_bounds(rows)?;
+                Generator::Partition {
+                    start,
+                    block: u64::from(max.max(1)),
+                }
+            }
+            GenSpec::Clustering { ref rows } => {
+                let (min, max) = rows_bounds(rows)?;
+                Generator::Clustering {
+                    min: u64::from(min.max(1)),
+                    block: u64::from(max.max(1)),
+                }
+            }
             GenSpec::List { .. }
             | GenSpec::Set { .. }
             | GenSpec::Map { .. }
@@ -473,6 +462,15 @@ fn timeuuid(start_ms: i64, index: u64, node: u64) -> [u8; 16] {
     b[8..16].copy_from_slice(&node.to_be_bytes());
     b[8] = (b[8] & 0x3f) | 0x80;
     b
+}
+
+/// The least and greatest rows of a fixed or ranged count; `None` for a generator's count.
+fn rows_bounds(rows: &CountSpec) -> Option<(u32, u32)> {
+    match *rows {
+        CountSpec::Fixed(n) => Some((n, n)),
+        CountSpec::Range { min, max } => Some((min, max)),
+        CountSpec::Generator(_) => None,
+    }
 }
 
 #[cfg(test)]
