@@ -36,5 +36,6 @@ pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod process;
+pub mod recall;
 pub mod spec;
 pub mod stats;

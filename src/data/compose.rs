@@ -320,6 +320,19 @@ impl Builder<'_> {
                 normalize: *normalize,
                 dimension: *dimension,
             },
+            GenSpec::Clustered {
+                dimension,
+                centres,
+                spread,
+                normalize,
+            } => Generator::Vector {
+                element: Arc::new(Generator::ClusterElement {
+                    centres: u64::from(*centres),
+                    spread: *spread,
+                }),
+                normalize: *normalize,
+                dimension: *dimension,
+            },
             GenSpec::Sparse { of, nulls, unset } => Generator::Sparse {
                 inner: self.part(name, "of", of)?,
                 nulls: *nulls,

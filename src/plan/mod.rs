@@ -6,6 +6,7 @@
 mod build;
 mod load;
 pub mod ops;
+mod recall;
 mod shard;
 mod workload;
 
@@ -23,6 +24,7 @@ use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Secret, Spec, SpecError};
 pub use build::build;
 pub use load::MAX_RELEASE_EVERY;
 pub use ops::OpKind;
+pub use recall::{RecallPlan, Similarity, ann_limit};
 pub use shard::{IndexMap, ShardEnv};
 
 /// Builds the error about a spec field, located in the file (`build` makes one per source);
@@ -117,6 +119,8 @@ pub struct OpPlan {
     pub batch: Option<(u32, BatchKind)>,
     /// Rows per page of a read; `None`: the driver's default.
     pub page_size: Option<u32>,
+    /// An ANN query whose answers are checked (`[ops.recall]`).
+    pub recall: Option<RecallPlan>,
 }
 
 /// The concurrency model: the spec's own enum, with its names and knobs.

@@ -1,0 +1,3 @@
+//! Recall of ANN queries, measured live (README, "Vector search").
+
+pub mod knn;
