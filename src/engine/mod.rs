@@ -4,6 +4,7 @@
 //! It knows no HTTP and no Prometheus: control arrives through [`Control`] (a `watch` of
 //! settings), results leave as lane reports to the stats aggregator.
 
+pub mod acked;
 mod control;
 mod executor;
 mod in_flight;
@@ -24,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use acked::Acked;
 pub use control::{Control, Refused, Settings};
 pub use executor::{CqlExecutor, Executor, Outcome};
 pub use lane::{DROP_AFTER, choose};
