@@ -6,6 +6,7 @@ mod agreement;
 pub mod cqltype;
 pub mod encode;
 mod errors;
+mod indexes;
 pub mod nodes;
 mod refusal;
 mod row;

@@ -407,10 +407,14 @@ async fn connect_and_run(
             _ => "unthrottled or paused".into(),
         }
     );
+    // The recall checker's thread ends once the executor (its queue's sender) is gone; its
+    // last reports reach the aggregator before the summary (it holds a report sender).
+    let recall = engine::recall::Probe::start(&plan, reports.clone()).map(|(probe, _)| probe);
     let executor = Arc::new(CqlExecutor {
         plan: plan.clone(),
         session,
         prepared,
+        recall,
     });
     let stop = shutdown.child_token();
     let abort = tokio::spawn(abort::watch(plan.load.abort, snapshots, stop.clone()));

@@ -28,9 +28,9 @@ pub fn centre_of(seed: u64, stream: u64, index: u64, centres: u64) -> u64 {
 /// Coordinate `j` of centre `c`: a standard normal value, the same in every stream.
 #[inline]
 pub fn centre_coordinate(seed: u64, c: u64, j: u64) -> f64 {
-    standard_normal(mix(
-        seed ^ CENTRE ^ mix(c.wrapping_mul(u64::from(MAX_ELEMENTS)).wrapping_add(j)),
-    ))
+    standard_normal(mix(seed
+        ^ CENTRE
+        ^ mix(c.wrapping_mul(u64::from(MAX_ELEMENTS)).wrapping_add(j))))
 }
 
 /// Element `element_index` (of stream `stream`, the vector's element stream) of a clustered

@@ -9,8 +9,11 @@ use std::ops::ControlFlow;
 
 use scylla::client::session::Session;
 use scylla::response::PagingState;
+use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
 
+use super::recall::{Job, Probe};
 use crate::cql::{BoundRow, ErrorKind, Prepared, classify};
 use crate::plan::{OpKind, Plan};
 
@@ -26,6 +29,8 @@ pub struct CqlExecutor {
     pub plan: Arc<Plan>,
     pub session: Arc<Session>,
     pub prepared: Arc<Prepared>,
+    /// The recall checker's probe, when an op has `[ops.recall]`.
+    pub recall: Option<Arc<Probe>>,
 }
 
 impl Executor for CqlExecutor {
@@ -36,7 +41,18 @@ impl Executor for CqlExecutor {
         match &prepared.batch {
             None if op_plan.kind == OpKind::Read => {
                 let row = BoundRow::new(plan.seed, &prepared.args, index);
-                self.read_all_pages(&prepared.statement, &row).await
+                match &self.recall {
+                    Some(p) if p.sampled(op, index) => {
+                        let mut keys = Vec::new();
+                        let read = self.read_all_pages(&prepared.statement, &row, Some(&mut keys));
+                        let outcome = read.await;
+                        if outcome.is_ok() {
+                            p.submit(Job { op, index, keys });
+                        }
+                        outcome
+                    }
+                    _ => self.read_all_pages(&prepared.statement, &row, None).await,
+                }
             }
             None => {
                 let row = BoundRow::new(plan.seed, &prepared.args, index);
@@ -45,6 +61,13 @@ impl Executor for CqlExecutor {
                 let result =
                     Box::pin(self.session.execute_unpaged(&prepared.statement, &row)).await;
                 let bytes = row.bytes.load(Ordering::Relaxed) as u64;
+                if let Some(acked) = self.recall.as_ref().and_then(|p| p.acked(op)) {
+                    // Final: a success is never retried, and a failure is retried as the
+                    // same index (recorded when it succeeds).
+                    if result.is_ok() {
+                        acked.record(index, true);
+                    }
+                }
                 result.map_err(|e| classify(&e))?;
                 Ok((0, bytes))
             }
@@ -67,8 +90,14 @@ impl Executor for CqlExecutor {
 impl CqlExecutor {
     /// A read, page after page until the last (each page of the op's page size): the rows of
     /// all pages, and the bound values' bytes of every page request. The lane's deadline and
-    /// service time cover the whole read.
-    async fn read_all_pages(&self, statement: &PreparedStatement, row: &BoundRow<'_>) -> Outcome {
+    /// service time cover the whole read. With `keys` (a sampled ANN query), the first column
+    /// of each row, an integer key, is collected for the recall checker.
+    async fn read_all_pages(
+        &self,
+        statement: &PreparedStatement,
+        row: &BoundRow<'_>,
+        mut keys: Option<&mut Vec<i64>>,
+    ) -> Outcome {
         let (mut rows, mut bytes) = (0u64, 0u64);
         let mut paging = PagingState::start();
         loop {
@@ -76,11 +105,31 @@ impl CqlExecutor {
             let page = Box::pin(self.session.execute_single_page(statement, row, paging)).await;
             bytes += row.bytes.load(Ordering::Relaxed) as u64;
             let (result, next) = page.map_err(|e| classify(&e))?;
-            rows += result.into_rows_result().map_or(0, |r| r.rows_num() as u64);
+            let result = result.into_rows_result().ok();
+            rows += result.as_ref().map_or(0, |r| r.rows_num() as u64);
+            if let (Some(keys), Some(r)) = (keys.as_deref_mut(), &result) {
+                first_column_keys(r, keys);
+            }
             match next.into_paging_control_flow() {
                 ControlFlow::Break(()) => return Ok((rows, bytes)),
                 ControlFlow::Continue(state) => paging = state,
             }
+        }
+    }
+}
+
+/// The first column of each row as an integer (a key a `sequence` generator wrote); rows
+/// whose first column is not an integer are left out (the checker counts them as misses).
+fn first_column_keys(result: &QueryRowsResult, keys: &mut Vec<i64>) {
+    let Ok(rows) = result.rows::<Row>() else {
+        return;
+    };
+    for row in rows.flatten() {
+        match row.columns.first() {
+            Some(Some(CqlValue::BigInt(k))) => keys.push(*k),
+            Some(Some(CqlValue::Int(k))) => keys.push(i64::from(*k)),
+            Some(Some(CqlValue::SmallInt(k))) => keys.push(i64::from(*k)),
+            _ => {}
         }
     }
 }

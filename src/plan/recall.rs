@@ -62,7 +62,10 @@ fn recall_plan(
 ) -> Result<RecallPlan, Refusal> {
     let query_op = &ops[op];
     if query_op.kind != OpKind::Read {
-        return Err(("of", "recall is checked on a SELECT ... ANN OF query".into()));
+        return Err((
+            "of",
+            "recall is checked on a SELECT ... ANN OF query".into(),
+        ));
     }
     let k = ann_limit(&query_op.cql).ok_or_else(|| {
         let m = "the query needs `ORDER BY <column> ANN OF ? LIMIT <k>`".to_string();
@@ -70,14 +73,19 @@ fn recall_plan(
     })?;
     let writer = ops.iter().position(|w| w.name == r.of).ok_or_else(|| {
         let names: Vec<&str> = ops.iter().map(|w| w.name.as_str()).collect();
-        ("of", format!("no op is named `{}`; ops: {}", r.of, names.join(", ")))
+        (
+            "of",
+            format!("no op is named `{}`; ops: {}", r.of, names.join(", ")),
+        )
     })?;
     let w = &ops[writer];
     if w.kind != OpKind::Write || w.batch.is_some() {
         return Err(("of", format!("`{}` is not an unbatched write", r.of)));
     }
     let bound = |key: &'static str, name: &str, o: &OpPlan| -> Result<usize, Refusal> {
-        let g = *by_name.get(name).ok_or((key, format!("unknown generator `{name}`")))?;
+        let g = *by_name
+            .get(name)
+            .ok_or((key, format!("unknown generator `{name}`")))?;
         if !o.args.contains(&g) {
             return Err((key, format!("op `{}` does not bind `{name}`", o.name)));
         }
@@ -96,10 +104,15 @@ fn recall_plan(
         None => only_vector_arg(query_op, generators)?,
     };
     if !matches!(*generators[query], Generator::Vector { dimension: d, .. } if d == dimension) {
-        return Err(("query", format!("the query vector is not of {dimension} dimensions")));
+        return Err((
+            "query",
+            format!("the query vector is not of {dimension} dimensions"),
+        ));
     }
     let filter = match &r.filter {
-        Some(f) => Some(bound("filter", f, w).and_then(|g| bound("filter", f, query_op).map(|_| g))?),
+        Some(f) => {
+            Some(bound("filter", f, w).and_then(|g| bound("filter", f, query_op).map(|_| g))?)
+        }
         None => None,
     };
     check_shares(r)?;
@@ -165,13 +178,22 @@ mod tests {
 
     #[test]
     fn the_limit_of_an_ann_query_is_its_k() {
-        assert_eq!(ann_limit("SELECT id FROM v ORDER BY e ANN OF ? LIMIT 10"), Some(10));
+        assert_eq!(
+            ann_limit("SELECT id FROM v ORDER BY e ANN OF ? LIMIT 10"),
+            Some(10)
+        );
         assert_eq!(
             ann_limit("select id from v where c = ? order by e ann of ? limit 5;"),
             Some(5)
         );
         assert_eq!(ann_limit("SELECT id FROM v LIMIT 10"), None);
-        assert_eq!(ann_limit("SELECT id FROM v ORDER BY e ANN OF ? LIMIT ?"), None);
-        assert_eq!(ann_limit("SELECT id FROM v ORDER BY e ANN OF ? LIMIT 0"), None);
+        assert_eq!(
+            ann_limit("SELECT id FROM v ORDER BY e ANN OF ? LIMIT ?"),
+            None
+        );
+        assert_eq!(
+            ann_limit("SELECT id FROM v ORDER BY e ANN OF ? LIMIT 0"),
+            None
+        );
     }
 }

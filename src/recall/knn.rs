@@ -38,7 +38,7 @@ pub fn top_k(k: usize, candidates: impl Iterator<Item = (f64, u64)>) -> Vec<(f64
         return best;
     }
     for c in candidates {
-        if best.len() == k && better(best[k - 1], c) != Ordering::Greater {
+        if best.len() == k && better(best[k - 1], c) == Ordering::Greater {
             continue;
         }
         let at = best.partition_point(|&b| better(b, c) == Ordering::Greater);
@@ -73,7 +73,10 @@ mod tests {
         let scores = [0.5, 0.9, 0.1, 0.9, 0.7, 0.3];
         let got = top_k(3, scores.iter().enumerate().map(|(i, &s)| (s, i as u64)));
         assert_eq!(got, vec![(0.9, 1), (0.9, 3), (0.7, 4)]);
-        let reversed = top_k(3, scores.iter().enumerate().rev().map(|(i, &s)| (s, i as u64)));
+        let reversed = top_k(
+            3,
+            scores.iter().enumerate().rev().map(|(i, &s)| (s, i as u64)),
+        );
         assert_eq!(reversed, got);
         assert_eq!(top_k(10, [(1.0, 4)].into_iter()), vec![(1.0, 4)]);
         assert!(top_k(0, [(1.0, 4)].into_iter()).is_empty());
@@ -83,7 +86,11 @@ mod tests {
     fn scores_order_as_the_similarity_functions_do() {
         let q = [1.0f32, 0.0];
         let (near, far) = ([2.0f32, 0.1], [0.0f32, 1.0]);
-        for s in [Similarity::Cosine, Similarity::DotProduct, Similarity::Euclidean] {
+        for s in [
+            Similarity::Cosine,
+            Similarity::DotProduct,
+            Similarity::Euclidean,
+        ] {
             assert!(score(s, &q, &near) > score(s, &q, &far), "{s:?}");
         }
         assert_eq!(score(Similarity::Euclidean, &q, &[4.0, 4.0]), -25.0);

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use super::hdrlog::HdrLog;
 use super::lane::{LaneReport, Slowest, histogram};
 use super::nodes::NodeTotals;
+use super::recall::RecallStats;
 use super::recent::RecentWindow;
 use super::snapshot::{Buckets, ClusterGauges, Exemplar, Gauges, OpSnapshot, Phase, Snapshot};
 use super::summary::{Measured, Summary};
@@ -42,6 +43,8 @@ pub enum Report {
         measure_from: Instant,
     },
     Lane(LaneReport),
+    /// The recall checker's result for one sampled ANN query (or queries it skipped).
+    Recall(super::RecallReport),
     /// The run has ended: `scheduled` ops were due in its window (from the schedule; without
     /// a rate, the ops handed out), `not_sent` of them were never sent.
     Ended {
@@ -64,6 +67,8 @@ pub struct AggregatorConfig {
     /// How often a status line is printed (zero = never).
     pub status_every: Duration,
     pub hdr_log: Option<HdrLog>,
+    /// Per op: its recall threshold when its recall is checked (`[ops.recall]`), else `None`.
+    pub recall: Vec<Option<Option<f64>>>,
 }
 
 impl AggregatorConfig {
@@ -79,6 +84,11 @@ impl AggregatorConfig {
             publish_every: Duration::from_millis(500),
             status_every: Duration::ZERO,
             hdr_log: None,
+            recall: plan
+                .ops
+                .iter()
+                .map(|o| o.recall.as_ref().map(|r| r.alert_below))
+                .collect(),
         }
     }
 }
@@ -159,7 +169,11 @@ impl Aggregator {
         let ops: Vec<OpSnapshot> = cfg
             .op_names
             .iter()
-            .map(|name| OpSnapshot::empty(name, n))
+            .enumerate()
+            .map(|(i, name)| OpSnapshot {
+                recall: cfg.recall.get(i).copied().flatten().map(RecallStats::new),
+                ..OpSnapshot::empty(name, n)
+            })
             .collect();
         let now = Instant::now();
         let first = Snapshot {
@@ -233,6 +247,14 @@ impl Aggregator {
                 return;
             }
             Report::Lane(r) => r,
+            Report::Recall(r) => {
+                if let Some(op) = self.ops.get_mut(r.op) {
+                    op.recall
+                        .get_or_insert_with(|| RecallStats::new(None))
+                        .absorb(&r);
+                }
+                return;
+            }
             Report::Ended {
                 scheduled,
                 not_sent,

@@ -109,6 +109,9 @@ pub struct OpSummary {
     pub response_time: Option<Percentiles>,
     /// Sent -> error, of failed requests (every kind).
     pub failed_service_time: Option<Percentiles>,
+    /// An ANN op's recall, when it is checked (`[ops.recall]`; the whole run, warm-up too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall: Option<super::RecallSummary>,
 }
 
 /// The run's result. Its JSON form (`--summary-json`) is a stable interface: fields are only
@@ -181,12 +184,17 @@ impl Summary {
                     .failed
                     .as_ref()
                     .and_then(|f| Percentiles::of(&f.service_all(m.sigfig))),
+                recall: None,
             }
         };
         let ops: Vec<OpSummary> = names
             .iter()
             .zip(&m.ops)
-            .map(|(n, op)| summarize(n, op))
+            .zip(&last.ops)
+            .map(|((n, op), snap)| OpSummary {
+                recall: snap.recall.as_ref().map(super::RecallSummary::from),
+                ..summarize(n, op)
+            })
             .collect();
         let mut all = OpStats::new(m.sigfig);
         for op in &m.ops {
@@ -272,6 +280,21 @@ impl Summary {
                 "schedule lag (intended -> sent): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
+        }
+        for op in &self.ops {
+            if let Some(r) = &op.recall {
+                let _ = writeln!(
+                    out,
+                    "recall of {}: {} over {} checked queries ({} of {} neighbours), skipped {} over the CPU budget, {} with the queue full",
+                    op.name,
+                    r.recall.map_or("-".to_string(), |x| format!("{x:.4}")),
+                    r.checked,
+                    r.hits,
+                    r.expected,
+                    r.skipped_budget,
+                    r.skipped_queue
+                );
+            }
         }
         for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
             let kinds: Vec<String> = op
