@@ -65,7 +65,7 @@ pub struct SnapshotCollector {
     pub format: Format,
 }
 
-type Labels<'a> = [(&'a str, &'a str)];
+pub(super) type Labels<'a> = [(&'a str, &'a str)];
 
 /// The label set of a series without labels.
 const NONE: &Labels = &[];
@@ -77,7 +77,7 @@ type PerOp = (&'static str, &'static str, fn(&OpSnapshot) -> u64);
 const NO_EXEMPLARS: Option<&HashMap<usize, Exemplar<NoLabelSet, f64>>> = None;
 
 impl SnapshotCollector {
-    fn counter<V: EncodeCounterValue>(
+    pub(super) fn counter<V: EncodeCounterValue>(
         &self,
         d: &mut DescriptorEncoder,
         name: &str,
@@ -94,7 +94,7 @@ impl SnapshotCollector {
         Ok(())
     }
 
-    fn gauge<V: EncodeGaugeValue>(
+    pub(super) fn gauge<V: EncodeGaugeValue>(
         &self,
         d: &mut DescriptorEncoder,
         name: &str,
@@ -548,6 +548,7 @@ impl Collector for SnapshotCollector {
         self.requests(&mut d)?;
         self.latencies(&mut d)?;
         self.engine(&mut d)?;
+        self.recall(&mut d)?;
         self.nodes(&mut d)?;
         self.identity(&mut d)?;
         self.process(&mut d)

@@ -9,6 +9,7 @@ mod catalogue;
 mod collector;
 mod exemplar;
 mod negotiate;
+mod recall;
 
 use std::sync::Arc;
 
