@@ -39,6 +39,7 @@ RI = "[$__rate_interval]"
 NO_FAILURES = "failed requests only: a healthy run has none"
 NO_ALERTS = "ALERTS exists only once an alert has fired; a healthy run has none"
 NO_SCYLLA = "ScyllaDB's own metrics (job scylla): none against Cassandra or without the scrape"
+NO_RECALL = "recall series exist only for ANN ops with [ops.recall] (vector workloads)"
 
 
 # ------------------------------------------------------------------ query builders

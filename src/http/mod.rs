@@ -195,7 +195,31 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "waiting": plan.shard.surplus.then(|| plan.shard.surplus_reason()),
         "spec_path": shared.spec_path().display().to_string(),
         "nodes": nodes_json(&s),
+        "recall": recall_json(&s),
     })
+}
+
+/// Per ANN op with `[ops.recall]`: its recall so far and of the latest checks, and the
+/// samples checked and skipped (the `cqlpulse_recall*` metrics).
+fn recall_json(s: &crate::stats::Snapshot) -> serde_json::Value {
+    s.ops
+        .iter()
+        .filter_map(|o| {
+            let r = o.recall.as_ref()?;
+            Some(json!({
+                "op": o.name,
+                "recall": r.recall(),
+                "recent_recall": r.recent_recall,
+                "threshold": r.threshold,
+                "checked": r.checked,
+                "hits": r.hits,
+                "expected": r.expected,
+                "skipped_budget": r.skipped_budget,
+                "skipped_queue": r.skipped_queue,
+                "checker_cpu_seconds": r.cpu_seconds,
+            }))
+        })
+        .collect()
 }
 
 /// Per coordinator node: the figures of the `cqlpulse_node_*` metrics, and the p99 of the
