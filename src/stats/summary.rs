@@ -281,7 +281,7 @@ impl Summary {
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
         }
-        for op in &self.ops {
+        for op in self.ops.iter().filter(|o| o.count > 0) {
             if let Some(r) = &op.recall {
                 let _ = writeln!(
                     out,
