@@ -230,6 +230,25 @@ impl Summary {
         }
     }
 
+    /// One line per ANN op with `[ops.recall]` that ran: its recall and the checks made.
+    fn recall_lines(&self, out: &mut String) {
+        for op in self.ops.iter().filter(|o| o.count > 0) {
+            if let Some(r) = &op.recall {
+                let _ = writeln!(
+                    out,
+                    "recall of {}: {} over {} checked queries ({} of {} neighbours), skipped {} over the CPU budget, {} with the queue full",
+                    op.name,
+                    r.recall.map_or("-".to_string(), |x| format!("{x:.4}")),
+                    r.checked,
+                    r.hits,
+                    r.expected,
+                    r.skipped_budget,
+                    r.skipped_queue
+                );
+            }
+        }
+    }
+
     /// The one-screen table printed at the end of a run.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -281,21 +300,7 @@ impl Summary {
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
         }
-        for op in self.ops.iter().filter(|o| o.count > 0) {
-            if let Some(r) = &op.recall {
-                let _ = writeln!(
-                    out,
-                    "recall of {}: {} over {} checked queries ({} of {} neighbours), skipped {} over the CPU budget, {} with the queue full",
-                    op.name,
-                    r.recall.map_or("-".to_string(), |x| format!("{x:.4}")),
-                    r.checked,
-                    r.hits,
-                    r.expected,
-                    r.skipped_budget,
-                    r.skipped_queue
-                );
-            }
-        }
+        self.recall_lines(&mut out);
         for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
             let kinds: Vec<String> = op
                 .errors_by_kind
