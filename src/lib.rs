@@ -13,8 +13,10 @@
 //! in spec, data, plan, cql, process, stats, engine, metrics, logging, daemon, http, compare,
 //! cli (the engine hands its reports to stats types; stats knows no engine).
 //!
-//! - [`spec`]: the TOML file, its strict parsing, overrides, and error positions.
-//! - [`plan`]: the validated, typed plan; the only thing the engine sees.
+//! - [`spec`]: the TOML file, its strict parsing, overrides, and error positions; the table of
+//!   the concurrency models (`spec::MODELS`), the one place a model is described.
+//! - [`plan`]: the validated, typed plan (TLS configuration included); the only thing the
+//!   engine sees.
 //! - [`data`]: value generators, pure functions of (seed, op index).
 //! - [`cql`]: the driver session, schema, prepared statements, value binding, error kinds.
 //! - [`engine`]: the schedule, the five models ([`engine::model`]), lanes and their requests;

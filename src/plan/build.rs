@@ -178,7 +178,7 @@ fn cluster(
     };
     let tls = match &c.tls {
         Some(t) => Some(TlsPlan {
-            config: crate::cql::tls::client_config(t).map_err(|e| err(e.field, e.message))?,
+            config: super::tls::client_config(t).map_err(|e| err(e.field, e.message))?,
             ca_file: t.ca_file.clone(),
             verify_server_name: t.verify_server_name,
         }),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::shard::{self, IndexMap, ShardEnv};
 use super::*;
-use crate::spec::{LoadSpec, ShardIndex, Spec};
+use crate::spec::{LoadSpec, MODELS, ShardIndex, Spec};
 
 /// The longest `load.release_every`: an op held longer could count as late (and be dropped
 /// under `on_backlog = "drop"`) for the release alone.
@@ -62,38 +62,30 @@ pub(super) fn shard_plan(
 pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<LoadPlan, SpecError> {
     let model = l.model;
     // Knobs of other models are refused: a `window` on a `chains` run is a mistake.
-    let knobs = [
-        ("workers", l.workers, Model::Sync),
-        ("batch_size", l.batch_size, Model::Batches),
-        ("window", l.window, Model::Pipeline),
-        ("chains", l.chains, Model::Chains),
-    ];
-    for (key, value, owner) in knobs {
-        if value.is_some() && owner != model {
+    for row in &MODELS {
+        let Some(value) = row.field.and_then(|f| (f.get)(l)) else {
+            continue;
+        };
+        let key = format!("load.{}", row.knob);
+        if row.model != model {
             return Err(err(
-                &format!("load.{key}"),
+                &key,
                 format!(
                     "is the knob of model `{}`, but load.model is `{}` (whose knob is {})",
-                    owner.name(),
+                    row.name,
                     model.name(),
                     model.knob()
                 ),
             ));
         }
-        if value == Some(0) {
-            return Err(err(&format!("load.{key}"), "must be at least 1".into()));
+        if value == 0 {
+            return Err(err(&key, "must be at least 1".into()));
         }
     }
     if l.max_in_flight == 0 {
         return Err(err("load.max_in_flight", "must be at least 1".into()));
     }
-    let concurrency = match model {
-        Model::Sync => l.workers.unwrap_or(1),
-        Model::Batches => l.batch_size.unwrap_or(120),
-        Model::Pipeline => l.window.unwrap_or(120),
-        Model::Chains => l.chains.unwrap_or(120),
-        Model::Unbounded => l.max_in_flight,
-    };
+    let concurrency = l.knob();
     if concurrency > l.max_in_flight {
         return Err(err(
             &format!("load.{}", model.knob()),
