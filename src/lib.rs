@@ -10,7 +10,7 @@
 //! ```
 //!
 //! and imports never go round in a circle: each module uses only modules listed before it
-//! in spec, data, plan, cql, process, stats, engine, metrics, logging, daemon, http, compare,
+//! in spec, data, plan, cql, process, output, stats, engine, metrics, logging, daemon, http, compare,
 //! cli (the engine hands its reports to stats types; stats knows no engine).
 //!
 //! - [`spec`]: the TOML file, its strict parsing, overrides, and error positions; the table of
@@ -25,7 +25,8 @@
 //! - [`metrics`]: the Prometheus exposition of snapshots; [`http`]: its routes and control.
 //! - [`daemon`]: a run from start to end (connect, run, drain, reload, `check`); [`compare`]
 //!   runs the models in turn; [`cli`] and `main.rs` are the command line on top.
-//! - [`process`]: this process's CPU, memory and I/O; [`logging`]: where log lines go.
+//! - [`process`]: this process's CPU, memory and I/O; [`logging`]: where log lines go;
+//!   [`output`]: the error of a result that could not be written.
 
 pub mod cli;
 pub mod compare;
@@ -36,6 +37,7 @@ pub mod engine;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod output;
 pub mod plan;
 pub mod process;
 pub mod spec;

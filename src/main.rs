@@ -9,8 +9,8 @@ use clap::Parser;
 use cqlpulse::cli::{self, Cli, Command, LogFormat};
 use cqlpulse::daemon::{self, Loaded, RunError, RunOptions};
 use cqlpulse::logging::LogSink;
+use cqlpulse::output::WriteError;
 use cqlpulse::plan::Model;
-use cqlpulse::stats::WriteError;
 use cqlpulse::{compare, http};
 use tokio_util::sync::CancellationToken;
 

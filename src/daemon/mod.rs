@@ -19,11 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cql;
 use crate::engine::{self, Control, CqlExecutor};
+use crate::output::WriteError;
 use crate::plan::{self, Plan, ShardEnv};
 use crate::spec::{self, Override, SpecError};
 use crate::stats::{
     Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, HdrLogResult, NodeState, Phase,
-    Snapshot, Summary, WriteError,
+    Snapshot, Summary,
 };
 pub use reload::{ReloadError, Reloaded, structural_changes};
 
@@ -246,7 +247,7 @@ impl Shared {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         match &result {
-            Ok(r) => tracing::info!("reload applied: {r}"),
+            Ok(r) => tracing::info!("reload {}: {r}", r.result()),
             Err(e) => tracing::warn!("reload rejected: {e}"),
         }
         result

@@ -16,6 +16,16 @@ pub enum Reloaded {
     Applied,
 }
 
+impl Reloaded {
+    /// The `result` of `POST /control/reload`: `applied` only when something changed.
+    pub fn result(self) -> &'static str {
+        match self {
+            Reloaded::Unchanged => "unchanged",
+            Reloaded::Applied => "applied",
+        }
+    }
+}
+
 impl std::fmt::Display for Reloaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
