@@ -1,10 +1,13 @@
-"""The panels of the cqlpulse dashboard, row by row (used by grafana/gen_dashboard.py, which
-holds the query and panel builders). Every description says what to read in the panel."""
+"""The panels of the cqlpulse dashboard, row by row (used by grafana/gen_dashboard.py; the
+query and panel builders are in grafana/dashboard_parts.py). Every description says what to
+read in the panel."""
 
 from __future__ import annotations
 
+import dashboard_parts as g
 
-def build(b, g) -> None:
+
+def build(b) -> None:
     T, rate, gauge, quantile = g.T, g.rate, g.gauge, g.quantile
     SEL, SEL_OP, W, RI = g.SEL, g.SEL_OP, g.W, g.RI
     req = "cqlpulse_requests_total"

@@ -204,7 +204,7 @@ pub struct CompareArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "sync,batches,pipeline,unbounded,chains"
+        default_value = crate::spec::MODEL_NAMES
     )]
     pub models: Vec<String>,
     /// The knob of every model but sync (batch size, window, chains; the cap for unbounded).

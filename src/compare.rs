@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::{self, Loaded, RunError, RunOptions};
 use crate::plan::{self, Model, ShardEnv};
-use crate::spec::{self, OnBacklog, Override, SchemaMode, SpecError};
+use crate::spec::{self, MODELS, OnBacklog, Override, SchemaMode, SpecError};
 
 /// How [`render`] writes the rows (`--format`).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -67,19 +67,21 @@ pub async fn compare(
         }
         let l = &mut spec.load;
         l.model = model;
-        (l.workers, l.batch_size, l.window, l.chains) = (None, None, None, None);
+        for field in MODELS.iter().filter_map(|m| m.field) {
+            (field.set)(l, None);
+        }
+        let row = model.row();
         let knob = match model {
             Model::Sync => opts.sync_workers,
             _ => opts.concurrency,
         };
-        if let Some(field) = l.knob_mut(model) {
-            *field = Some(knob);
+        match row.field {
+            Some(field) => {
+                (field.set)(l, Some(knob));
+                l.max_in_flight = l.max_in_flight.max(knob);
+            }
+            None => l.max_in_flight = knob,
         }
-        l.max_in_flight = if model == Model::Unbounded {
-            opts.concurrency
-        } else {
-            l.max_in_flight.max(knob)
-        };
         (l.duration, l.rate, l.on_backlog) = (None, 0.0, OnBacklog::Queue);
         l.stages.clear();
         if spec.schema.mode != SchemaMode::Skip {

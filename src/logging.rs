@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::stats::WriteError;
+use crate::output::WriteError;
 
 /// Whether log lines carry terminal colour codes: only when stderr is a terminal and the
 /// user has not asked for none (`NO_COLOR`, no-color.org). A file or a pipe (a log

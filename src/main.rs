@@ -9,8 +9,8 @@ use clap::Parser;
 use cqlpulse::cli::{self, Cli, Command, LogFormat};
 use cqlpulse::daemon::{self, Loaded, RunError, RunOptions};
 use cqlpulse::logging::LogSink;
+use cqlpulse::output::WriteError;
 use cqlpulse::plan::Model;
-use cqlpulse::stats::WriteError;
 use cqlpulse::{compare, http};
 use tokio_util::sync::CancellationToken;
 
@@ -213,7 +213,8 @@ async fn run_compare(args: cli::CompareArgs) -> Result<(), RunError> {
     for m in &args.models {
         models.push(Model::parse(m.trim()).ok_or_else(|| {
             RunError::Usage(format!(
-                "--models: unknown model `{m}` (sync, batches, pipeline, unbounded, chains)"
+                "--models: unknown model `{m}` (one of {})",
+                cqlpulse::spec::MODEL_NAMES.replace(',', ", ")
             ))
         })?);
     }

@@ -486,10 +486,23 @@ async fn concurrent_reloads_by_signal_and_http_apply_each_change_once() {
                 .map(|_| s.spawn(|| http(addr, "POST", "/control/reload", None, &[])))
                 .collect();
             d.signal("HUP");
+            let mut applied = 0;
             for a in answers {
                 let (code, body) = a.join().unwrap();
                 assert_eq!(code, 200, "{body}");
+                let result = serde_json::from_str::<serde_json::Value>(&body).unwrap()["result"]
+                    .as_str()
+                    .map(str::to_string);
+                match result.as_deref() {
+                    Some("applied") => applied += 1,
+                    Some("unchanged") => {}
+                    other => panic!("reload result {other:?}: {body}"),
+                }
             }
+            assert!(
+                applied <= 1,
+                "one change is applied once, not {applied} times"
+            );
         });
         wait_for(Duration::from_secs(5), "the round's reloads", || {
             d.status()["reloads"]["applied"] == round * (http_reloads + 1)
@@ -503,7 +516,7 @@ async fn concurrent_reloads_by_signal_and_http_apply_each_change_once() {
         "each change applied exactly once: {log}"
     );
     assert_eq!(
-        log.matches("reload applied: no change").count() as u64,
+        log.matches("reload unchanged: no change").count() as u64,
         rounds * http_reloads
     );
     d.signal("TERM");

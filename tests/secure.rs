@@ -220,7 +220,7 @@ async fn tls_session(
         key_file: client.then(|| node.file("client.key")),
         verify_server_name: true,
     };
-    let config = cqlpulse::cql::tls::client_config(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let config = cqlpulse::plan::tls::client_config(&spec).unwrap_or_else(|e| panic!("{e}"));
     let mut b = scylla::client::session_builder::SessionBuilder::new()
         .known_node(&node.addr)
         .tls_context(Some(config));
@@ -434,7 +434,7 @@ mod tls_auth {
             key_file: None,
             verify_server_name: true,
         };
-        let config = cqlpulse::cql::tls::client_config(&spec).unwrap();
+        let config = cqlpulse::plan::tls::client_config(&spec).unwrap();
         scylla::client::session_builder::SessionBuilder::new()
             .known_node(&node.addr)
             .tls_context(Some(config))

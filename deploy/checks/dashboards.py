@@ -227,3 +227,40 @@ def allowed_reason(allowed: dict[str, str], key: str) -> str | None:
         return allowed[key]
     panel_key = key.rsplit("/", 1)[0]
     return allowed.get(panel_key)
+
+
+def main(argv: list[str]) -> int:
+    """For the integration tests, which query Prometheus as the dashboards do:
+
+    dashboards.py queries                 the panels' and annotations' expressions, as JSON
+                                          [[title, expr], ...] (CQLPULSE_TEST_DASHBOARD: another
+                                          dashboard file than the shipped ones)
+    dashboards.py substitute WINDOW [NAME=VALUE...]
+                                          each expression of the JSON list on stdin with its
+                                          variables substituted, as a JSON list
+    """
+    import os
+    import sys
+
+    if argv[:1] == ["queries"]:
+        override = os.environ.get("CQLPULSE_TEST_DASHBOARD")
+        if override:
+            dashboards = [(Path(override), json.loads(Path(override).read_text(encoding="utf-8")))]
+        else:
+            dashboards = load_dashboards()
+        out = [[q.title, q.expr] for _, d in dashboards for q in iter_queries(d)
+               if q.kind in ("panel", "annotation")]
+    elif argv[:1] == ["substitute"] and len(argv) >= 2:
+        values = dict(a.split("=", 1) for a in argv[2:])
+        out = [substitute(e, argv[1], values) for e in json.load(sys.stdin)]
+    else:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

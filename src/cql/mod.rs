@@ -1,5 +1,5 @@
 //! Everything that speaks CQL: building the session, setting up the schema, preparing the
-//! ops, TLS, binding generated values without allocating, and classifying errors into a closed
+//! ops, binding generated values without allocating, and classifying errors into a closed
 //! set of kinds. It serves the engine and never calls back into it.
 
 mod agreement;
@@ -12,7 +12,6 @@ mod refusal;
 mod row;
 mod session;
 pub mod template;
-pub mod tls;
 
 pub use errors::{ErrorKind, classify};
 pub use nodes::Tracking;

@@ -19,11 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cql;
 use crate::engine::{self, Control, CqlExecutor};
+use crate::output::WriteError;
 use crate::plan::{self, Plan, ShardEnv};
 use crate::spec::{self, Override, SpecError};
 use crate::stats::{
-    Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, NodeState, Phase, Snapshot,
-    Summary, WriteError,
+    Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, HdrLogResult, NodeState, Phase,
+    Snapshot, Summary,
 };
 pub use reload::{ReloadError, Reloaded, structural_changes};
 
@@ -159,6 +160,25 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
+    fn new(plan: Arc<Plan>, spec_path: PathBuf, overrides: Vec<Override>) -> Shared {
+        let (phase, _) = watch::channel(Phase::Starting);
+        Shared {
+            control: Control::new(&plan.load, &plan.ops),
+            plan: RwLock::new(plan),
+            phase,
+            ready: AtomicBool::new(false),
+            reloads_applied: AtomicU64::new(0),
+            reloads_rejected: AtomicU64::new(0),
+            reloading: std::sync::Mutex::new(()),
+            session: OnceLock::new(),
+            tracking: cql::Tracking::default(),
+            started: SystemTime::now(),
+            run_id: new_run_id(),
+            spec_path,
+            overrides,
+        }
+    }
+
     /// The engine's gauges, read live (cheap: a scrape or `/status` takes them fresh).
     pub fn gauges(&self) -> Gauges {
         let settings = self.control.settings();
@@ -227,7 +247,7 @@ impl Shared {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         match &result {
-            Ok(r) => tracing::info!("reload applied: {r}"),
+            Ok(r) => tracing::info!("reload {}: {r}", r.result()),
             Err(e) => tracing::warn!("reload rejected: {e}"),
         }
         result
@@ -276,23 +296,7 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let plan = Arc::new(loaded.plan);
-    let control = Control::new(&plan.load, &plan.ops);
-    let (phase, _) = watch::channel(Phase::Starting);
-    let shared = Arc::new(Shared {
-        control: control.clone(),
-        plan: RwLock::new(plan.clone()),
-        phase,
-        ready: AtomicBool::new(false),
-        reloads_applied: AtomicU64::new(0),
-        reloads_rejected: AtomicU64::new(0),
-        reloading: std::sync::Mutex::new(()),
-        session: OnceLock::new(),
-        tracking: cql::Tracking::default(),
-        started: SystemTime::now(),
-        run_id: new_run_id(),
-        spec_path: loaded.path,
-        overrides: loaded.overrides,
-    });
+    let shared = Arc::new(Shared::new(plan.clone(), loaded.path, loaded.overrides));
     let (hdr_log, hdr_log_result) = match &opts.hdr_log {
         Some(p) => {
             let (log, result) =
@@ -329,23 +333,7 @@ where
     if let Some(r) = reloader {
         r.abort();
     }
-    if opts.print_summary && summary.sent > 0 {
-        // Not println!, which panics when stdout cannot be written.
-        let table = summary.table() + "\n";
-        let _ = std::io::Write::write_all(&mut std::io::stdout(), table.as_bytes());
-    }
-    // A result that cannot be written is reported now and fails the run at its end; the
-    // run's own outcome (an abort) comes first.
-    let mut unwritten: Vec<WriteError> = hdr_log_result
-        .into_iter()
-        .filter_map(|r| r.result().err())
-        .collect();
-    if let Some(path) = &opts.summary_json
-        && let Err(e) = write_summary_json(path, &summary)
-    {
-        tracing::error!("{e}");
-        unwritten.push(e);
-    }
+    let unwritten = publish(&opts, &summary, hdr_log_result);
     if !opts.linger.is_zero() {
         tokio::select! {
             _ = tokio::time::sleep(opts.linger) => {}
@@ -359,6 +347,31 @@ where
         return Err(RunError::Unwritten(unwritten));
     }
     Ok(summary)
+}
+
+/// Prints the summary and writes its JSON; what could not be written (the HDR log included)
+/// is reported now and fails the run at its end, after the run's own outcome (an abort).
+fn publish(
+    opts: &RunOptions,
+    summary: &Summary,
+    hdr_log_result: Option<HdrLogResult>,
+) -> Vec<WriteError> {
+    if opts.print_summary && summary.sent > 0 {
+        // Not println!, which panics when stdout cannot be written.
+        let table = summary.table() + "\n";
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), table.as_bytes());
+    }
+    let mut unwritten: Vec<WriteError> = hdr_log_result
+        .into_iter()
+        .filter_map(|r| r.result().err())
+        .collect();
+    if let Some(path) = &opts.summary_json
+        && let Err(e) = write_summary_json(path, summary)
+    {
+        tracing::error!("{e}");
+        unwritten.push(e);
+    }
+    unwritten
 }
 
 /// Writes the summary as pretty JSON, with a final newline.

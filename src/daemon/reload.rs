@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use toml::Value;
 
-use crate::spec::{Spec, SpecError};
+use crate::spec::{MODELS, Spec, SpecError};
 
 /// What a reload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,16 @@ pub enum Reloaded {
     /// The spec is the one running: nothing to do.
     Unchanged,
     Applied,
+}
+
+impl Reloaded {
+    /// The `result` of `POST /control/reload`: `applied` only when something changed.
+    pub fn result(self) -> &'static str {
+        match self {
+            Reloaded::Unchanged => "unchanged",
+            Reloaded::Applied => "applied",
+        }
+    }
 }
 
 impl std::fmt::Display for Reloaded {
@@ -35,15 +45,11 @@ pub enum ReloadError {
     Structural { path: PathBuf, fields: Vec<String> },
 }
 
-/// Fields that a reload may change: the rate and stages, the concurrency knobs and the cap,
-/// and op weights.
+/// Fields that a reload may change: the rate and stages, the models' knobs (`spec::MODELS`)
+/// and the cap, and op weights.
 const HOT: &[&str] = &[
     "load.rate",
     "load.stages",
-    "load.workers",
-    "load.batch_size",
-    "load.window",
-    "load.chains",
     "load.max_in_flight",
     "ops[].weight",
 ];
@@ -68,8 +74,11 @@ pub fn structural_changes(old: &Spec, new: &Spec) -> Vec<String> {
 }
 
 fn is_hot(path: &str) -> bool {
+    let knob = path
+        .strip_prefix("load.")
+        .is_some_and(|k| MODELS.iter().any(|m| m.knob == k));
     let generic = generic_path(path);
-    HOT.iter().any(|h| {
+    knob || HOT.iter().any(|h| {
         generic == *h
             || generic.starts_with(&format!("{h}."))
             || generic.starts_with(&format!("{h}["))

@@ -32,7 +32,7 @@ impl Settings {
 
     /// The in-flight limit that results (see [`model::in_flight_limit`]).
     pub fn in_flight_limit(&self, model: Model) -> u32 {
-        model::in_flight_limit(model, self)
+        model::in_flight_limit(model, self.concurrency, self.max_in_flight)
     }
 }
 
@@ -173,7 +173,11 @@ impl Control {
     pub fn set_concurrency(&self, value: u32) -> Result<(), Refused> {
         let mut result = Ok(());
         self.tx.send_if_modified(|s| {
-            result = model::set_knob(self.model, s, value);
+            result = model::set_knob(self.model, &mut s.concurrency, &mut s.max_in_flight, value)
+                .map_err(|message| Refused {
+                    field: "concurrency",
+                    message,
+                });
             result.is_ok()
         });
         result

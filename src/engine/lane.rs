@@ -21,8 +21,8 @@ use super::model::{self, Gate};
 use super::request::{Finished, Request, Ticket};
 use crate::cql::nodes::SLOTS;
 use crate::data::{mix, unit};
+use crate::plan::OnBacklog;
 use crate::plan::{End, Plan};
-use crate::spec::OnBacklog;
 use crate::stats::{LaneReport, LaneStats, Report, Sample, bounds_ns};
 
 /// An op is late, and dropped under `on_backlog = "drop"`, when it could not be sent within
@@ -168,7 +168,8 @@ pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) -> Option<Ins
 
 impl<E: Executor> Lane<'_, E> {
     fn capacity_for(&self, s: &Settings) -> u32 {
-        model::lane_capacity(self.shared.control.model(), s, self.id, self.shared.lanes)
+        let limit = s.in_flight_limit(self.shared.control.model());
+        model::share(limit, self.id, self.shared.lanes)
     }
 
     async fn drive(&mut self, rx: &mut watch::Receiver<Settings>) -> Option<Instant> {

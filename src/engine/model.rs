@@ -3,16 +3,9 @@
 //! and the batches gate. The lanes run whatever this module decides; the schedule (when an
 //! op is due) applies on top of every model alike.
 //!
-//! | model       | knob            | lanes             | a lane may send when ...                          |
-//! |-------------|-----------------|-------------------|---------------------------------------------------|
-//! | `sync`      | `workers`       | one per thread    | one of its workers is idle (its share of workers) |
-//! | `batches`   | `batch_size`    | one per thread    | its batch is still filling; then all must finish  |
-//! | `pipeline`  | `window`        | one per thread    | below its window share; completions in FIFO order |
-//! | `unbounded` | `max_in_flight` | one per thread    | below its share of the cap (the cap is the knob)  |
-//! | `chains`    | `chains`        | one per thread    | below its share: each completion sends the next   |
-//!
-//! The knob's value is checked by the plan (`plan/load.rs`) and changed live by
-//! [`set_knob`]; `max_in_flight` caps every model.
+//! What each model is (its knob, its traits) is a row of the model table (`spec::MODELS`); this module
+//! turns the row into the lanes' limits and their gate. The knob's value is checked by the
+//! plan (`plan/load.rs`) and changed live by [`set_knob`]; `max_in_flight` caps every model.
 //!
 //! `sync` runs its workers inside one lane per runtime thread, not as a task each. A worker is
 //! a slot of its lane: it sends one request and awaits it, then takes the next op. Ops are
@@ -25,25 +18,20 @@
 //! tasks would have needed a thread-local (tasks move between threads, and each thread's last
 //! interval would have no owner to hand it over) or a lock; a lane per thread needs neither.
 
-use super::control::{Refused, Settings};
 use crate::plan::Model;
 
-/// The in-flight limit that results from the settings: the knob, capped by `max_in_flight`
-/// (for `unbounded` the cap is the knob).
-pub fn in_flight_limit(model: Model, s: &Settings) -> u32 {
-    match model {
-        Model::Unbounded => s.max_in_flight,
-        _ => s.concurrency.min(s.max_in_flight),
+/// The in-flight limit that results from the knob (`concurrency`) and the cap: the knob,
+/// capped by `max_in_flight` (when the cap is the knob, the cap).
+pub fn in_flight_limit(model: Model, concurrency: u32, max_in_flight: u32) -> u32 {
+    match model.row().cap_is_knob {
+        true => max_in_flight,
+        false => concurrency.min(max_in_flight),
     }
 }
 
-/// Requests lane `lane` of `lanes` may have in flight: its share of the limit (for `sync`,
-/// its share of the workers, each with one request in flight).
-pub fn lane_capacity(model: Model, s: &Settings, lane: u32, lanes: u32) -> u32 {
-    share(in_flight_limit(model, s), lane, lanes)
-}
-
-/// The lane's share of `total`: lanes below `total % lanes` take one more.
+/// The lane's share of `total`: lanes below `total % lanes` take one more. A lane's share of
+/// the in-flight limit is its capacity (for `sync`, its share of the workers, each with one
+/// request in flight).
 pub fn share(total: u32, lane: u32, lanes: u32) -> u32 {
     total / lanes + u32::from(lane < total % lanes)
 }
@@ -51,30 +39,28 @@ pub fn share(total: u32, lane: u32, lanes: u32) -> u32 {
 /// Whether a lane yields completions in submission order: the pipeline's defining trait is
 /// waiting for the oldest request; every other model takes them as they come.
 pub fn waits_for_oldest(model: Model) -> bool {
-    model == Model::Pipeline
+    model.row().fifo
 }
 
-/// Sets the model's knob to `value` in `s`; refused at 0 and above the cap, except for
-/// `unbounded`, whose only limit is the cap itself (so the knob moves the cap).
-pub fn set_knob(model: Model, s: &mut Settings, value: u32) -> Result<(), Refused> {
+/// Sets the model's knob to `value` (in `concurrency`, and in the cap when the cap is the
+/// knob); refused at 0 and above the cap. On refusal nothing changes and the reason is given.
+pub fn set_knob(
+    model: Model,
+    concurrency: &mut u32,
+    max_in_flight: &mut u32,
+    value: u32,
+) -> Result<(), String> {
     if value == 0 {
-        return Err(Refused {
-            field: "concurrency",
-            message: "must be at least 1".into(),
-        });
+        return Err("must be at least 1".into());
     }
-    if model == Model::Unbounded {
-        s.concurrency = value;
-        s.max_in_flight = value;
+    if model.row().cap_is_knob {
+        (*concurrency, *max_in_flight) = (value, value);
         return Ok(());
     }
-    if value > s.max_in_flight {
-        return Err(Refused {
-            field: "concurrency",
-            message: format!("{value} is above max_in_flight ({})", s.max_in_flight),
-        });
+    if value > *max_in_flight {
+        return Err(format!("{value} is above max_in_flight ({max_in_flight})"));
     }
-    s.concurrency = value;
+    *concurrency = value;
     Ok(())
 }
 
@@ -92,7 +78,7 @@ pub struct Gate {
 impl Gate {
     pub fn new(model: Model) -> Gate {
         Gate {
-            batches: model == Model::Batches,
+            batches: model.row().whole_batches,
             filling: true,
             sent_in_batch: 0,
         }
@@ -123,52 +109,30 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Schedule;
-    use std::sync::Arc;
-    use tokio::time::Instant;
-
-    fn settings(concurrency: u32, max_in_flight: u32) -> Settings {
-        Settings {
-            paused_at: None,
-            schedule: Arc::new(Schedule::unthrottled(Instant::now(), 0)),
-            concurrency,
-            max_in_flight,
-            weights: Arc::new([1.0]),
-        }
-    }
 
     #[test]
     fn the_knob_is_split_between_lanes_and_capped() {
-        let s = settings(10, 8);
-        assert_eq!(in_flight_limit(Model::Chains, &s), 8, "capped");
+        assert_eq!(in_flight_limit(Model::Chains, 10, 8), 8, "capped");
         assert_eq!(
-            in_flight_limit(Model::Unbounded, &s),
+            in_flight_limit(Model::Unbounded, 10, 8),
             8,
             "the cap is the knob"
         );
-        let shares: Vec<u32> = (0..3)
-            .map(|l| lane_capacity(Model::Pipeline, &s, l, 3))
-            .collect();
+        let limit = in_flight_limit(Model::Pipeline, 10, 8);
+        let shares: Vec<u32> = (0..3).map(|l| share(limit, l, 3)).collect();
         assert_eq!(shares, [3, 3, 2]);
-        let workers: Vec<u32> = (0..3)
-            .map(|l| lane_capacity(Model::Sync, &s, l, 3))
-            .collect();
-        assert_eq!(
-            workers,
-            [3, 3, 2],
-            "sync: the workers, split between the lanes"
-        );
     }
 
     #[test]
     fn knob_changes_obey_the_cap_except_unbounded() {
-        let mut s = settings(4, 16);
-        assert!(set_knob(Model::Chains, &mut s, 17).is_err());
-        assert!(set_knob(Model::Chains, &mut s, 0).is_err());
-        set_knob(Model::Chains, &mut s, 16).unwrap();
-        assert_eq!(s.concurrency, 16);
-        set_knob(Model::Unbounded, &mut s, 64).unwrap();
-        assert_eq!((s.concurrency, s.max_in_flight), (64, 64));
+        let (mut c, mut cap) = (4, 16);
+        assert!(set_knob(Model::Chains, &mut c, &mut cap, 17).is_err());
+        assert!(set_knob(Model::Chains, &mut c, &mut cap, 0).is_err());
+        assert_eq!((c, cap), (4, 16), "a refusal changes nothing");
+        set_knob(Model::Chains, &mut c, &mut cap, 16).unwrap();
+        assert_eq!(c, 16);
+        set_knob(Model::Unbounded, &mut c, &mut cap, 64).unwrap();
+        assert_eq!((c, cap), (64, 64));
     }
 
     #[test]

@@ -169,8 +169,8 @@ impl Schedule {
 
 /// `t` plus `secs`, saturating: a schedule far in the future must not overflow.
 fn after(t: Instant, secs: f64) -> Instant {
-    let d = Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(crate::spec::MAX_DURATION);
-    t.checked_add(d.min(crate::spec::MAX_DURATION)).unwrap_or(t)
+    let d = Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(crate::plan::MAX_DURATION);
+    t.checked_add(d.min(crate::plan::MAX_DURATION)).unwrap_or(t)
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
     match tokio::task::spawn_blocking(move || shared.reload()).await {
         Ok(Ok(reloaded)) => (
             StatusCode::OK,
-            axum::Json(json!({"result": "applied", "message": reloaded.to_string()})),
+            axum::Json(json!({"result": reloaded.result(), "message": reloaded.to_string()})),
         )
             .into_response(),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),

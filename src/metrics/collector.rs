@@ -1,7 +1,8 @@
-//! The catalogue: a `prometheus-client` collector over one published [`Snapshot`]. It is
-//! built per scrape from an `Arc` the aggregator already made, so nothing is copied into a
-//! registry and the request path never sees it. Metric names and labels are pinned by tests:
-//! the dashboards and alert rules depend on them.
+//! The collector: every metric family, rendered by `prometheus-client` from one published
+//! [`Snapshot`]. The families are listed in docs/metrics.md, and `catalogue_tests.rs` holds
+//! this file to that list. It is built per scrape from an `Arc` the aggregator already made,
+//! so nothing is copied into a registry and the request path never sees it. Metric names and
+//! labels are pinned by tests: the dashboards and alert rules depend on them.
 
 use std::collections::HashMap;
 use std::fmt;

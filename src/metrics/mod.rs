@@ -5,7 +5,7 @@
 //! scrapes never slow the lanes.
 
 #[cfg(test)]
-mod catalogue;
+mod catalogue_tests;
 mod collector;
 mod exemplar;
 mod negotiate;

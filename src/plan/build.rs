@@ -10,7 +10,7 @@ use super::ops::{self, CONSISTENCY_NAMES};
 use super::shard::ShardEnv;
 use super::workload::{generators, operations};
 use super::*;
-use crate::spec::{BucketSpec, Secret, Source, Spec, SpecError};
+use crate::spec::{BucketSpec, ClusterSpec, Secret, Source, Spec, SpecError};
 
 /// Builds the plan. `env` looks up environment variables (passwords and tokens named in the
 /// spec); `shard_env` resolves `index = "auto"`; `now_ms` is the origin of time generators.
@@ -98,6 +98,36 @@ fn cluster(
                 format!("`{}` is not serial or local_serial", c.serial_consistency),
             )
         })?;
+    check_timeouts(c, err)?;
+    let speculative_execution = speculative(c, err)?;
+    let credentials = credentials(c, env, err)?;
+    let tls = match &c.tls {
+        Some(t) => Some(TlsPlan {
+            config: super::tls::client_config(t).map_err(|e| err(e.field, e.message))?,
+            ca_file: t.ca_file.clone(),
+            verify_server_name: t.verify_server_name,
+        }),
+        None => None,
+    };
+    Ok(ClusterPlan {
+        contact_points: c.contact_points.clone(),
+        local_dc: c.local_dc.clone(),
+        consistency,
+        serial_consistency,
+        request_timeout: c.request_timeout.0,
+        connect_timeout: c.connect_timeout.0,
+        credentials,
+        retries: c.retries,
+        retry_backoff: c.retry_backoff.0,
+        connections_per_node: c.connections_per_node,
+        speculative_execution,
+        tls,
+        forget_nodes_after: c.forget_nodes_after.0,
+    })
+}
+
+/// The timeouts (a node's slot outlives any request waiting on it) and the pool size.
+fn check_timeouts(c: &ClusterSpec, err: &ErrorAt) -> Result<(), SpecError> {
     if c.request_timeout.0.is_zero() {
         return Err(err(
             "cluster.request_timeout",
@@ -126,7 +156,11 @@ fn cluster(
             "must be at least 1".into(),
         ));
     }
-    let speculative_execution = match &c.speculative_execution {
+    Ok(())
+}
+
+fn speculative(c: &ClusterSpec, err: &ErrorAt) -> Result<Option<Speculative>, SpecError> {
+    Ok(match &c.speculative_execution {
         None => None,
         Some(s) if s.delay.0.is_zero() => {
             return Err(err(
@@ -144,7 +178,15 @@ fn cluster(
             max: s.max,
             delay: s.delay.0,
         }),
-    };
+    })
+}
+
+/// The login: a username with a password written in the spec or taken from the environment.
+fn credentials(
+    c: &ClusterSpec,
+    env: &dyn Fn(&str) -> Option<String>,
+    err: &ErrorAt,
+) -> Result<Option<Credentials>, SpecError> {
     let password = match (&c.password, &c.password_env) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -161,7 +203,7 @@ fn cluster(
         })?),
         (None, None) => None,
     };
-    let credentials = match (&c.username, password) {
+    Ok(match (&c.username, password) {
         (Some(u), Some(p)) => Some(Credentials::new(u.clone(), p)),
         (None, None) => None,
         (Some(_), None) => {
@@ -176,29 +218,6 @@ fn cluster(
                 "a password needs cluster.username".into(),
             ));
         }
-    };
-    let tls = match &c.tls {
-        Some(t) => Some(TlsPlan {
-            config: crate::cql::tls::client_config(t).map_err(|e| err(e.field, e.message))?,
-            ca_file: t.ca_file.clone(),
-            verify_server_name: t.verify_server_name,
-        }),
-        None => None,
-    };
-    Ok(ClusterPlan {
-        contact_points: c.contact_points.clone(),
-        local_dc: c.local_dc.clone(),
-        consistency,
-        serial_consistency,
-        request_timeout: c.request_timeout.0,
-        connect_timeout: c.connect_timeout.0,
-        credentials,
-        retries: c.retries,
-        retry_backoff: c.retry_backoff.0,
-        connections_per_node: c.connections_per_node,
-        speculative_execution,
-        tls,
-        forget_nodes_after: c.forget_nodes_after.0,
     })
 }
 

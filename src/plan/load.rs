@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::shard::{self, IndexMap, ShardEnv};
 use super::*;
-use crate::spec::{LoadSpec, ShardIndex, Spec};
+use crate::spec::{LoadSpec, MODELS, ShardIndex, Spec};
 
 /// The longest `load.release_every`: an op held longer could count as late (and be dropped
 /// under `on_backlog = "drop"`) for the release alone.
@@ -60,40 +60,65 @@ pub(super) fn shard_plan(
 }
 
 pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<LoadPlan, SpecError> {
+    let concurrency = knob(l, err)?;
+    let (rate, stages) = rate_and_stages(l, shard, err)?;
+    let (end, index_map) = end(l, shard, err)?;
+    if l.release_every.0 > MAX_RELEASE_EVERY {
+        return Err(err(
+            "load.release_every",
+            format!(
+                "{} is longer than {}: ops would wait past the point where they count as late",
+                l.release_every,
+                humantime::format_duration(MAX_RELEASE_EVERY)
+            ),
+        ));
+    }
+    Ok(LoadPlan {
+        model: l.model,
+        concurrency,
+        rate,
+        stages,
+        max_in_flight: l.max_in_flight,
+        on_backlog: l.on_backlog,
+        end,
+        warmup: l.warmup.0,
+        release_every: l.release_every.0,
+        lanes: l.lanes,
+        drain_timeout: l.drain_timeout.0,
+        abort: abort(l, err)?,
+        index_map,
+    })
+}
+
+/// The model's knob as it will run: only the model's own knob may be written, at least 1 and
+/// not above the cap.
+fn knob(l: &LoadSpec, err: &ErrorAt) -> Result<u32, SpecError> {
     let model = l.model;
     // Knobs of other models are refused: a `window` on a `chains` run is a mistake.
-    let knobs = [
-        ("workers", l.workers, Model::Sync),
-        ("batch_size", l.batch_size, Model::Batches),
-        ("window", l.window, Model::Pipeline),
-        ("chains", l.chains, Model::Chains),
-    ];
-    for (key, value, owner) in knobs {
-        if value.is_some() && owner != model {
+    for row in &MODELS {
+        let Some(value) = row.field.and_then(|f| (f.get)(l)) else {
+            continue;
+        };
+        let key = format!("load.{}", row.knob);
+        if row.model != model {
             return Err(err(
-                &format!("load.{key}"),
+                &key,
                 format!(
                     "is the knob of model `{}`, but load.model is `{}` (whose knob is {})",
-                    owner.name(),
+                    row.name,
                     model.name(),
                     model.knob()
                 ),
             ));
         }
-        if value == Some(0) {
-            return Err(err(&format!("load.{key}"), "must be at least 1".into()));
+        if value == 0 {
+            return Err(err(&key, "must be at least 1".into()));
         }
     }
     if l.max_in_flight == 0 {
         return Err(err("load.max_in_flight", "must be at least 1".into()));
     }
-    let concurrency = match model {
-        Model::Sync => l.workers.unwrap_or(1),
-        Model::Batches => l.batch_size.unwrap_or(120),
-        Model::Pipeline => l.window.unwrap_or(120),
-        Model::Chains => l.chains.unwrap_or(120),
-        Model::Unbounded => l.max_in_flight,
-    };
+    let concurrency = l.knob();
     if concurrency > l.max_in_flight {
         return Err(err(
             &format!("load.{}", model.knob()),
@@ -103,6 +128,16 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<Loa
             ),
         ));
     }
+    Ok(concurrency)
+}
+
+/// This shard's rate (its share of the spec's) and stages; the rate is the last stage's when
+/// there are stages.
+fn rate_and_stages(
+    l: &LoadSpec,
+    shard: &ShardPlan,
+    err: &ErrorAt,
+) -> Result<(f64, Vec<Stage>), SpecError> {
     // Range only: without stages, a 0 rate under "drop" is reported at load.on_backlog below.
     check_rate(l.rate, OnBacklog::Queue).map_err(|m| err("load.rate", m))?;
     if l.rate > 0.0 && !l.stages.is_empty() {
@@ -133,6 +168,11 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<Loa
     if rate == 0.0 && l.on_backlog == OnBacklog::Drop {
         return Err(err("load.on_backlog", DROP_NEEDS_RATE.into()));
     }
+    Ok((rate, stages))
+}
+
+/// When the run ends, and which op indices this shard takes.
+fn end(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<(End, IndexMap), SpecError> {
     let (end, index_map) = match (l.duration, l.ops) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -159,16 +199,10 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<Loa
             format!("{} is not shorter than load.duration", l.warmup),
         ));
     }
-    if l.release_every.0 > MAX_RELEASE_EVERY {
-        return Err(err(
-            "load.release_every",
-            format!(
-                "{} is longer than {}: ops would wait past the point where they count as late",
-                l.release_every,
-                humantime::format_duration(MAX_RELEASE_EVERY)
-            ),
-        ));
-    }
+    Ok((end, index_map))
+}
+
+fn abort(l: &LoadSpec, err: &ErrorAt) -> Result<AbortPlan, SpecError> {
     let a = &l.abort;
     let error_ratio = match (a.error_ratio, a.error_window) {
         (None, None) => None,
@@ -192,23 +226,9 @@ pub(super) fn load(l: &LoadSpec, shard: &ShardPlan, err: &ErrorAt) -> Result<Loa
             "must be at least 1".into(),
         ));
     }
-    Ok(LoadPlan {
-        model,
-        concurrency,
-        rate,
-        stages,
-        max_in_flight: l.max_in_flight,
-        on_backlog: l.on_backlog,
-        end,
-        warmup: l.warmup.0,
-        release_every: l.release_every.0,
-        lanes: l.lanes,
-        drain_timeout: l.drain_timeout.0,
-        abort: AbortPlan {
-            error_ratio,
-            consecutive_errors: a.consecutive_errors,
-        },
-        index_map,
+    Ok(AbortPlan {
+        error_ratio,
+        consecutive_errors: a.consecutive_errors,
     })
 }
 

@@ -8,6 +8,7 @@ mod load;
 pub mod ops;
 mod recall;
 mod shard;
+pub mod tls;
 mod workload;
 
 #[cfg(test)]
@@ -20,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use scylla::statement::{Consistency, SerialConsistency};
 
 use crate::data::Generator;
-use crate::spec::{BatchKind, OnBacklog, SchemaSpec, Secret, Spec, SpecError};
+use crate::spec::{BatchKind, SchemaSpec, Secret, Spec, SpecError};
 pub use build::build;
 pub use load::MAX_RELEASE_EVERY;
 pub use ops::OpKind;
@@ -124,7 +125,8 @@ pub struct OpPlan {
 }
 
 /// The concurrency model: the spec's own enum, with its names and knobs.
-pub use crate::spec::ModelName as Model;
+// Spec types a plan carries as they are: the engine takes them from here, never from `spec`.
+pub use crate::spec::{MAX_DURATION, ModelName as Model, OnBacklog};
 
 /// Rates outside this range (other than 0, unthrottled) are refused: below it an op would be
 /// due centuries from now, above it no client could keep up.

@@ -6,11 +6,13 @@
 
 mod error;
 mod locate;
+mod model;
 mod overrides;
 mod secret;
 mod types;
 
 pub use error::SpecError;
+pub use model::{MODEL_NAMES, MODELS, ModelName, ModelRow, knob_rows, model_table};
 pub use overrides::{Override, env_overrides};
 pub use secret::{REDACTED, SECRET_KEYS, Secret};
 pub use types::*;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Secret;
+use super::{ModelName, Secret};
 
 /// The longest duration a spec may give.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -450,50 +450,6 @@ fn one_i64() -> i64 {
     1
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelName {
-    Sync,
-    Batches,
-    Pipeline,
-    Unbounded,
-    Chains,
-}
-
-impl ModelName {
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelName::Sync => "sync",
-            ModelName::Batches => "batches",
-            ModelName::Pipeline => "pipeline",
-            ModelName::Unbounded => "unbounded",
-            ModelName::Chains => "chains",
-        }
-    }
-
-    /// The spec key of the knob this model uses for its concurrency.
-    pub fn knob(self) -> &'static str {
-        match self {
-            ModelName::Sync => "workers",
-            ModelName::Batches => "batch_size",
-            ModelName::Pipeline => "window",
-            ModelName::Unbounded => "max_in_flight",
-            ModelName::Chains => "chains",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<ModelName> {
-        Some(match name {
-            "sync" => ModelName::Sync,
-            "batches" => ModelName::Batches,
-            "pipeline" => ModelName::Pipeline,
-            "unbounded" => ModelName::Unbounded,
-            "chains" => ModelName::Chains,
-            _ => return None,
-        })
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnBacklog {
@@ -555,20 +511,6 @@ impl Default for LoadSpec {
             lanes: 0,
             drain_timeout: Dur(Duration::from_secs(10)),
             abort: AbortSpec::default(),
-        }
-    }
-}
-
-impl LoadSpec {
-    /// The spec field holding `model`'s knob; `None` for `unbounded`, whose only limit is
-    /// `max_in_flight`.
-    pub fn knob_mut(&mut self, model: ModelName) -> Option<&mut Option<u32>> {
-        match model {
-            ModelName::Sync => Some(&mut self.workers),
-            ModelName::Batches => Some(&mut self.batch_size),
-            ModelName::Pipeline => Some(&mut self.window),
-            ModelName::Chains => Some(&mut self.chains),
-            ModelName::Unbounded => None,
         }
     }
 }

@@ -17,7 +17,7 @@ use hdrhistogram::serialization::interval_log::{
     IntervalLogWriterBuilder, IntervalLogWriterError, Tag,
 };
 
-use super::WriteError;
+use crate::output::WriteError;
 
 type Interval = (
     std::time::Duration,

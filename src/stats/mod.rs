@@ -22,14 +22,3 @@ pub use snapshot::{
     NodeState, OpSnapshot, Phase, RunPhase, Snapshot, native_index, native_upper_bound,
 };
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
-
-/// A result of the run (the HDR log, the summary JSON, the log) that could not be written.
-/// The run goes on; the exit status says it at the end.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {what} {}: {source}", path.display())]
-pub struct WriteError {
-    /// What it is, e.g. "the summary JSON".
-    pub what: &'static str,
-    pub path: std::path::PathBuf,
-    pub source: std::io::Error,
-}

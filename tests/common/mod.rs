@@ -195,7 +195,6 @@ pub fn get(addr: &str, path: &str) -> (u16, String) {
     http(addr, "GET", path, None, &[])
 }
 
-/// Percent-encodes a query-string value.
 /// The value of the sample `series` (name and labels exactly as exposed) in a text scrape;
 /// compared as a number, since `1500` and `1500.0` are the same sample.
 pub fn scraped(scrape: &str, series: &str) -> Option<f64> {
@@ -206,6 +205,7 @@ pub fn scraped(scrape: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// Percent-encodes a query-string value.
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -280,64 +280,54 @@ pub fn check_dashboard_data(prom: &str, window: &str) {
     );
 }
 
-/// Every PromQL expression of the shipped dashboard, with the title of the panel it belongs to
-/// (the dashboard's own title for annotations); `CQLPULSE_TEST_DASHBOARD` overrides the path.
+/// Every PromQL expression of the shipped dashboard's panels and annotations, with the title
+/// of the panel (or annotation) it belongs to; `CQLPULSE_TEST_DASHBOARD` overrides the path.
+/// Read by `deploy/checks/dashboards.py`, the one reader of dashboards.
 pub fn dashboard_exprs() -> Vec<(String, String)> {
-    let path = std::env::var("CQLPULSE_TEST_DASHBOARD").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/grafana/dashboards/cqlpulse.json"
-        )
-        .into()
-    });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    fn walk(v: &serde_json::Value, title: &str, out: &mut Vec<(String, String)>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                let title = m.get("title").and_then(|t| t.as_str()).unwrap_or(title);
-                if let Some(serde_json::Value::String(e)) = m.get("expr") {
-                    out.push((title.to_string(), e.clone()));
-                }
-                m.values().for_each(|v| walk(v, title, out));
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, title, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(&json, "", &mut out);
-    out
+    let out = dashboards_py(&["queries"], "");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("dashboards.py queries: {e}: {out}"))
 }
 
-/// Grafana's variables as `deploy/checks/dashboards.py` substitutes them: interval variables
-/// become `window`, `$instance` the run's `instance`, every other variable `.*`.
+/// `exprs` with Grafana's variables substituted as `deploy/checks/dashboards.py` does for
+/// every dashboard check: interval variables become `window`, `$instance` the run's
+/// `instance`, every other variable `.*`.
+pub fn substitute_all(exprs: &[String], window: &str, instance: &str) -> Vec<String> {
+    let input = serde_json::to_string(exprs).unwrap();
+    let value = format!("instance={instance}");
+    let out = dashboards_py(&["substitute", window, &value], &input);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("dashboards.py substitute: {e}: {out}"))
+}
+
+/// One expression, as [`substitute_all`].
 pub fn substitute(expr: &str, window: &str, instance: &str) -> String {
-    let mut out = String::new();
-    let mut rest = expr;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, len) = if let Some(inner) = after.strip_prefix('{') {
-            let end = inner.find('}').unwrap_or(inner.len());
-            let name = inner[..end].split(':').next().unwrap_or("");
-            (name, end + 2)
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        out.push_str(match name {
-            "__rate_interval" | "__interval" | "__range" => window,
-            "instance" => instance,
-            "" => "$",
-            _ => ".*",
-        });
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    out
+    substitute_all(&[expr.to_string()], window, instance).remove(0)
+}
+
+fn dashboards_py(args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/checks/dashboards.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 {script}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python3 {script} {args:?}: {}",
+        out.status
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 pub fn unix_now() -> f64 {
