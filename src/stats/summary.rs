@@ -230,8 +230,9 @@ impl Summary {
         }
     }
 
-    /// One line per ANN op with `[ops.recall]` that ran: its recall and the checks made.
-    fn recall_lines(&self, out: &mut String) {
+    /// Per op: the recall of an ANN op with `[ops.recall]` that ran (and the checks made),
+    /// then the errors by kind of an op that had some.
+    fn op_lines(&self, out: &mut String) {
         for op in self.ops.iter().filter(|o| o.count > 0) {
             if let Some(r) = &op.recall {
                 let _ = writeln!(
@@ -246,6 +247,14 @@ impl Summary {
                     r.skipped_queue
                 );
             }
+        }
+        for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
+            let kinds: Vec<String> = op
+                .errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(out, "errors of {}: {}", op.name, kinds.join(", "));
         }
     }
 
@@ -300,15 +309,7 @@ impl Summary {
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
         }
-        self.recall_lines(&mut out);
-        for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
-            let kinds: Vec<String> = op
-                .errors_by_kind
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            let _ = writeln!(out, "errors of {}: {}", op.name, kinds.join(", "));
-        }
+        self.op_lines(&mut out);
         let _ = writeln!(
             out,
             "scheduled {}: sent {} (ok {}, failed {}, abandoned {}), dropped {}, not sent (run ended) {}; peak in flight {} of {}",
