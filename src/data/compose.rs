@@ -326,10 +326,14 @@ impl Builder<'_> {
                 spread,
                 normalize,
             } => Generator::Vector {
-                element: Arc::new(Generator::ClusterElement {
-                    centres: u64::from(*centres),
-                    spread: *spread,
-                }),
+                element: Arc::new(Generator::ClusterElement(Arc::new(
+                    super::clustered::Shape::new(
+                        self.seed,
+                        u64::from(*centres),
+                        u64::from(*dimension),
+                        *spread,
+                    ),
+                ))),
                 normalize: *normalize,
                 dimension: *dimension,
             },

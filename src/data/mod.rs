@@ -165,10 +165,7 @@ pub enum Generator {
     },
     /// An element of a clustered vector ([`clustered`]): it finds its op index and position
     /// from its element index.
-    ClusterElement {
-        centres: u64,
-        spread: f64,
-    },
+    ClusterElement(Arc<clustered::Shape>),
     /// `inner`'s values, except a share `nulls` of ops that get null (or unset).
     Sparse {
         inner: Arc<Generator>,
@@ -303,9 +300,9 @@ impl Generator {
             Generator::Uuid => ValueKind::Uuid,
             Generator::Timeuuid { .. } => ValueKind::Timeuuid,
             Generator::Timestamp { .. } => ValueKind::Timestamp,
-            Generator::Float { .. }
-            | Generator::Gaussian { .. }
-            | Generator::ClusterElement { .. } => ValueKind::Float,
+            Generator::Float { .. } | Generator::Gaussian { .. } | Generator::ClusterElement(_) => {
+                ValueKind::Float
+            }
             Generator::Partition { .. } | Generator::Clustering { .. } => ValueKind::Int,
             Generator::List { set: false, .. } => ValueKind::List,
             Generator::List { set: true, .. } => ValueKind::Set,
@@ -412,8 +409,8 @@ impl Generator {
             Generator::Gaussian { mean, stddev } => {
                 Value::Float(mean + stddev * dist::standard_normal(h))
             }
-            Generator::ClusterElement { centres, spread } => {
-                Value::Float(clustered::element(seed, stream, index, *centres, *spread))
+            Generator::ClusterElement(shape) => {
+                Value::Float(clustered::element(seed, stream, index, shape))
             }
             Generator::Sparse {
                 inner,

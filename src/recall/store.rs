@@ -76,10 +76,9 @@ mod tests {
     #[test]
     fn regenerated_vectors_are_what_the_generator_binds() {
         let g = Generator::Vector {
-            element: Arc::new(Generator::ClusterElement {
-                centres: 4,
-                spread: 0.3,
-            }),
+            element: Arc::new(Generator::ClusterElement(Arc::new(
+                crate::data::clustered::Shape::new(5, 4, 8, 0.3),
+            ))),
             normalize: true,
             dimension: 8,
         };
