@@ -16,7 +16,7 @@
 //! moment; none when ingest and queries are separate runs, as in the tests).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,6 +31,10 @@ use crate::stats::{RecallReport, Report};
 
 /// Samples waiting for the checker; beyond this they are dropped (and counted).
 const QUEUE: usize = 1024;
+
+/// How long the checker goes on with the samples queued when the run has ended; the rest are
+/// skipped (counted with the queue's), so a slow check cannot hold the end of the run.
+const FINISH_WITHIN: Duration = Duration::from_secs(5);
 
 /// One sampled ANN query: the keys of the rows the node returned, in order.
 pub struct Job {
@@ -48,6 +52,14 @@ pub struct Probe {
     jobs: SyncSender<Job>,
     /// Per op: samples dropped because the queue was full (handed to the checker's reports).
     queue_full: Arc<[AtomicU64]>,
+    /// Set when the probe is dropped: the run has ended (see [`FINISH_WITHIN`]).
+    ended: Arc<AtomicBool>,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.ended.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Probe {
@@ -72,12 +84,15 @@ impl Probe {
         let (jobs, rx) = sync_channel(QUEUE);
         let queue_full: Arc<[AtomicU64]> = plan.ops.iter().map(|_| AtomicU64::new(0)).collect();
         // The checker holds no sender of its queue: it ends when the executor is gone.
-        let checker = Checker::new(plan.clone(), acked.clone(), queue_full.clone(), reports);
+        let ended = Arc::new(AtomicBool::new(false));
+        let mut checker = Checker::new(plan.clone(), acked.clone(), queue_full.clone(), reports);
+        checker.ended = ended.clone();
         let probe = Arc::new(Probe {
             sample: recall.iter().map(|r| r.map_or(0.0, |r| r.sample)).collect(),
             acked,
             jobs,
             queue_full,
+            ended,
         });
         let thread = std::thread::Builder::new()
             .name("cqlpulse-recall".into())
@@ -118,6 +133,9 @@ struct Checker {
     started: Instant,
     /// Time spent checking, against the budget.
     spent: Duration,
+    /// Set when the run has ended, and when the checker first saw it.
+    ended: Arc<AtomicBool>,
+    ended_seen: Option<Instant>,
 }
 
 impl Checker {
@@ -143,6 +161,8 @@ impl Checker {
             stores,
             started: Instant::now(),
             spent: Duration::ZERO,
+            ended: Arc::new(AtomicBool::new(false)),
+            ended_seen: None,
         }
     }
 
@@ -159,7 +179,9 @@ impl Checker {
                 skipped_queue: self.queue_full[op].swap(0, Ordering::Relaxed),
                 cpu_seconds: 0.0,
             };
-            if self.over_budget(op) {
+            if self.finishing() {
+                report.skipped_queue += 1;
+            } else if self.over_budget(op) {
                 report.skipped_budget = 1;
             } else {
                 let t = Instant::now();
@@ -188,6 +210,15 @@ impl Checker {
                 }));
             }
         }
+    }
+
+    /// Whether the run ended more than [`FINISH_WITHIN`] ago: queued samples are skipped.
+    fn finishing(&mut self) -> bool {
+        if !self.ended.load(Ordering::Relaxed) {
+            return false;
+        }
+        let seen = *self.ended_seen.get_or_insert_with(Instant::now);
+        seen.elapsed() > FINISH_WITHIN
     }
 
     /// Whether checking more now would exceed `cpu` cores since the checker started.
