@@ -10,7 +10,7 @@
 //! ```
 //!
 //! and imports never go round in a circle: each module uses only modules listed before it
-//! in spec, data, plan, cql, process, output, stats, engine, metrics, logging, daemon, http, compare,
+//! in spec, data, plan, cql, process, output, stats, recall, engine, metrics, logging, daemon, http, compare,
 //! cli (the engine hands its reports to stats types; stats knows no engine).
 //!
 //! - [`spec`]: the TOML file, its strict parsing, overrides, and error positions; the table of
@@ -18,6 +18,7 @@
 //! - [`plan`]: the validated, typed plan (TLS configuration included); the only thing the
 //!   engine sees.
 //! - [`data`]: value generators, pure functions of (seed, op index).
+//! - [`recall`]: exact nearest neighbours of ANN queries, from the regenerated vectors.
 //! - [`cql`]: the driver session, schema, prepared statements, value binding, error kinds.
 //! - [`engine`]: the schedule, the five models ([`engine::model`]), lanes and their requests;
 //!   steered through [`engine::Control`], reporting to the stats aggregator.
