@@ -107,6 +107,7 @@ async fn run_with(
                 in_flight_limit: c.in_flight_limit() as u64,
                 reloads_applied: 0,
                 reloads_rejected: 0,
+                ..Gauges::default()
             },
             ClusterGauges::default(),
         )
@@ -662,6 +663,7 @@ async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
                 in_flight_limit: c.in_flight_limit() as u64,
                 reloads_applied: 0,
                 reloads_rejected: 0,
+                ..Gauges::default()
             },
             cluster,
         )

@@ -18,10 +18,7 @@ use prometheus_client::metrics::exemplar::Exemplar;
 
 use super::Format;
 use crate::cql::ErrorKind;
-use crate::process::Process;
-use crate::stats::{
-    Buckets, Gauges, NATIVE_SCHEMA, NodeSnapshot, OpSnapshot, Phase, RunPhase, Snapshot,
-};
+use crate::stats::{Buckets, NATIVE_SCHEMA, NodeSnapshot, OpSnapshot, Phase, RunPhase, Snapshot};
 
 /// Constant facts about the run, for `cqlpulse_run_info` and `cqlpulse_build_info`.
 #[derive(Debug, Clone)]
@@ -56,13 +53,10 @@ const ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 /// Everything one scrape shows.
 #[derive(Debug)]
 pub struct SnapshotCollector {
+    /// The one source of every figure (gauges and process statistics included).
     pub snapshot: Arc<Snapshot>,
-    /// Read at scrape time, so a control change shows at once rather than with the next
-    /// snapshot.
-    pub gauges: Gauges,
     pub info: Arc<RunInfo>,
     pub identity: RunIdentity,
-    pub process: Option<Process>,
     pub format: Format,
 }
 
@@ -276,7 +270,7 @@ impl SnapshotCollector {
     }
 
     fn engine(&self, d: &mut DescriptorEncoder) -> fmt::Result {
-        let (s, g) = (&*self.snapshot, &self.gauges);
+        let (s, g) = (&*self.snapshot, &self.snapshot.gauges);
         let flag = |b: bool| u64::from(b);
         let gauges: [(&str, &str, u64); 7] = [
             (
@@ -495,7 +489,7 @@ impl SnapshotCollector {
             "Start time of the process since the Unix epoch, in seconds.",
             &[(NONE, self.info.start_time)],
         )?;
-        let Some(p) = &self.process else {
+        let Some(p) = &self.snapshot.process else {
             return Ok(());
         };
         self.counter(

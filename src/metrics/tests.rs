@@ -53,6 +53,7 @@ fn snapshot() -> Snapshot {
             in_flight_limit: 8,
             reloads_applied: 1,
             reloads_rejected: 0,
+            ..Gauges::default()
         },
         cluster: ClusterGauges {
             known_hosts: 1,
@@ -79,6 +80,7 @@ fn snapshot() -> Snapshot {
         peak_in_flight: 8,
         achieved_rate: 3.3,
         recent: Default::default(),
+        process: crate::process::read(),
     }
 }
 
@@ -108,15 +110,7 @@ fn key(op: usize, index: u64) -> Option<String> {
 
 fn rendered(format: Format) -> Vec<u8> {
     let s = Arc::new(snapshot());
-    render(
-        format,
-        s.clone(),
-        s.gauges,
-        Arc::new(info()),
-        identity(),
-        &key,
-    )
-    .expect("renders")
+    render(format, s.clone(), Arc::new(info()), identity(), &key).expect("renders")
 }
 
 fn text(format: Format) -> String {

@@ -192,7 +192,7 @@ impl Summary {
         for op in &m.ops {
             all.add(op);
         }
-        let ok: u64 = last.ops.iter().map(|o| o.ok).sum();
+        let ok = last.ok();
         let failed = last.errors();
         let dropped = last.dropped_backlog;
         let not_sent = last.not_sent_run_ended;
@@ -218,7 +218,7 @@ impl Summary {
             } else {
                 0.0
             },
-            peak_rss_bytes: crate::process::read().map_or(0, |p| p.peak_resident_bytes),
+            peak_rss_bytes: last.process.map_or(0, |p| p.peak_resident_bytes),
         }
     }
 
@@ -326,7 +326,7 @@ pub fn status_line(s: &Snapshot) {
         format_seconds(p99),
         s.in_flight,
         s.gauges.in_flight_limit,
-        s.ops.iter().map(|o| o.ok).sum::<u64>(),
+        s.ok(),
         s.errors(),
         s.dropped_backlog,
     );
