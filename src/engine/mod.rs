@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 pub use control::{Control, Refused, Settings};
 pub use executor::{CqlExecutor, Executor, Outcome};
 pub use lane::{DROP_AFTER, choose};
-pub use model::share;
 pub use schedule::Schedule;
 
 use crate::plan::{End, Plan};
