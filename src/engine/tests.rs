@@ -612,7 +612,10 @@ fn op_choice_follows_weights() {
     let n = 100_000;
     let second = (0..n).filter(|&i| choose(&cumulative, 5, i) == 1).count() as f64 / n as f64;
     assert!((second - 0.75).abs() < 0.01, "{second}");
-    assert_eq!(share(10, 0, 3) + share(10, 1, 3) + share(10, 2, 3), 10);
+    assert_eq!(
+        model::share(10, 0, 3) + model::share(10, 1, 3) + model::share(10, 2, 3),
+        10
+    );
 }
 
 /// Notes node `index % 3` as the driver's policy would, in the poll that sends the op: node 0
