@@ -12,6 +12,7 @@ mod lane;
 pub mod model;
 mod request;
 mod schedule;
+mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use acked::Acked;
 pub use control::{Control, Refused, Settings};
-pub use executor::{CqlExecutor, Executor, Outcome};
+pub use executor::{CqlExecutor, Done, Executor, Outcome};
 pub use lane::{DROP_AFTER, choose};
 pub use model::share;
 pub use schedule::Schedule;

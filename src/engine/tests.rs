@@ -62,7 +62,7 @@ impl Executor for Fake {
         tokio::time::sleep(self.delay).await;
         self.seen.lock().unwrap().push(index);
         self.now.fetch_sub(1, Ordering::SeqCst);
-        Ok((0, 8))
+        Ok(Done::written(8))
     }
 }
 
@@ -588,6 +588,7 @@ async fn the_summary_json_reads_back_as_a_summary_and_keeps_its_keys() {
             "name",
             "ok",
             "ops_per_second",
+            "pages",
             "payload_bytes",
             "response_time",
             "retries",
@@ -629,7 +630,7 @@ impl Executor for ThreeNodes {
         }
         // A later poll notes the node again, as `on_request_success` does.
         crate::cql::nodes::note(node);
-        Ok((0, 8))
+        Ok(Done::written(8))
     }
 }
 
@@ -713,7 +714,7 @@ impl Executor for Jump {
             tokio::time::advance(self.by).await;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-        Ok((0, 8))
+        Ok(Done::written(8))
     }
 }
 

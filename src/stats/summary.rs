@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lane::{LaneStats, OpStats, histogram};
 use super::snapshot::Snapshot;
+use super::verdict::Verified;
 use crate::cql::ErrorKind;
 
 /// Post-warm-up histograms and counters: the summary's source.
@@ -109,6 +110,16 @@ pub struct OpSummary {
     pub response_time: Option<Percentiles>,
     /// Sent -> error, of failed requests (every kind).
     pub failed_service_time: Option<Percentiles>,
+    /// Pages fetched by successful reads, and their mean time per page (the read's service
+    /// time over its pages).
+    #[serde(default)]
+    pub pages: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_page_time_ms: Option<f64>,
+    /// Verified reads by verdict, whole run (warm-up included); absent for an op that does
+    /// not verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
 }
 
 /// The run's result. Its JSON form (`--summary-json`) is a stable interface: fields are only
@@ -181,17 +192,36 @@ impl Summary {
                     .failed
                     .as_ref()
                     .and_then(|f| Percentiles::of(&f.service_all(m.sigfig))),
+                pages: op.pages,
+                mean_page_time_ms: (op.pages > 0)
+                    .then(|| op.paged_ns as f64 / 1e6 / op.pages as f64),
+                verified: None,
             }
+        };
+        // Verdicts come from the whole run (a missing row in the warm-up is still missing).
+        let verified = |i: usize| {
+            last.ops
+                .get(i)
+                .map(|o| o.verified)
+                .filter(|v| !v.is_empty())
         };
         let ops: Vec<OpSummary> = names
             .iter()
             .zip(&m.ops)
-            .map(|(n, op)| summarize(n, op))
+            .enumerate()
+            .map(|(i, (n, op))| OpSummary {
+                verified: verified(i),
+                ..summarize(n, op)
+            })
             .collect();
         let mut all = OpStats::new(m.sigfig);
         for op in &m.ops {
             all.add(op);
         }
+        let mut all_verified = Verified::default();
+        ops.iter()
+            .filter_map(|o| o.verified.as_ref())
+            .for_each(|v| all_verified.add(v));
         let ok: u64 = last.ops.iter().map(|o| o.ok).sum();
         let failed = last.errors();
         let dropped = last.dropped_backlog;
@@ -200,7 +230,10 @@ impl Summary {
             workload: workload.to_string(),
             model: model.to_string(),
             duration_seconds: secs,
-            total: summarize("total", &all),
+            total: OpSummary {
+                verified: Some(all_verified).filter(|v| !v.is_empty()),
+                ..summarize("total", &all)
+            },
             ops,
             schedule_lag: Percentiles::of(&m.lag),
             scheduled: m.scheduled,
@@ -272,6 +305,24 @@ impl Summary {
                 "schedule lag (intended -> sent): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
+        }
+        for op in &self.ops {
+            if let Some(v) = &op.verified {
+                let _ = writeln!(
+                    out,
+                    "verified reads of {}: ok {}, missing {}, mismatch {} (skipped, nothing acknowledged yet: {})",
+                    op.name, v.ok, v.missing, v.mismatch, v.skipped
+                );
+            }
+            if let Some(ms) = op.mean_page_time_ms {
+                let _ = writeln!(
+                    out,
+                    "pages of {}: {} ({:.1} rows and {ms:.3} ms per page)",
+                    op.name,
+                    op.pages,
+                    op.rows as f64 / op.pages as f64
+                );
+            }
         }
         for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
             let kinds: Vec<String> = op
