@@ -256,7 +256,12 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
             verify: None,
         });
     }
-    // Verified reads bind their write's generators: every write is prepared by now.
+    bind_verified(plan, &mut ops, &all_markers)?;
+    Ok(Prepared { ops })
+}
+
+/// Verified reads bind their write's generators: called once every write is prepared.
+fn bind_verified(plan: &Plan, ops: &mut [PreparedOp], markers: &[Vec<Marker>]) -> Result<()> {
     for i in 0..ops.len() {
         let Some(w) = plan.ops[i].verify else {
             continue;
@@ -266,14 +271,14 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
             plan,
             i,
             &read.statement,
-            &all_markers[i],
-            &all_markers[w],
+            &markers[i],
+            &markers[w],
             &write.args,
         )
         .map_err(|m| anyhow!(m))?;
         ops[i].verify = v;
     }
-    Ok(Prepared { ops })
+    Ok(())
 }
 
 /// The statement's bind markers, with their columns' schema types when the driver knows them.

@@ -267,14 +267,20 @@ pub(super) fn operations(
     if out.iter().map(|o| o.weight).sum::<f64>() <= 0.0 {
         return Err(err("ops", "the weights of all ops sum to zero".into()));
     }
+    resolve_verify(spec, &mut out, err)?;
+    Ok(out)
+}
+
+/// Each verified read's write op, checked once every op is known.
+fn resolve_verify(spec: &Spec, out: &mut [OpPlan], err: &ErrorAt) -> Result<(), SpecError> {
     for (i, o) in spec.ops.iter().enumerate() {
         if let Some(target) = &o.verify {
             let w =
-                verify_target(&out, i, target).map_err(|m| err(&format!("ops[{i}].verify"), m))?;
+                verify_target(out, i, target).map_err(|m| err(&format!("ops[{i}].verify"), m))?;
             out[i].verify = Some(w);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// CQL functions whose value a write cannot regenerate.

@@ -157,6 +157,24 @@ pub struct Summary {
     pub peak_rss_bytes: u64,
 }
 
+/// The ops' verdicts, from the whole run (a row missing in the warm-up is still missing), and
+/// all of them together in `total`.
+fn with_verdicts(
+    mut ops: Vec<OpSummary>,
+    mut total: OpSummary,
+    last: &Snapshot,
+) -> (Vec<OpSummary>, OpSummary) {
+    let mut all = Verified::default();
+    for (op, snap) in ops.iter_mut().zip(&last.ops) {
+        if !snap.verified.is_empty() {
+            op.verified = Some(snap.verified);
+            all.add(&snap.verified);
+        }
+    }
+    total.verified = Some(all).filter(|v| !v.is_empty());
+    (ops, total)
+}
+
 impl Summary {
     pub fn new(
         workload: &str,
@@ -198,30 +216,16 @@ impl Summary {
                 verified: None,
             }
         };
-        // Verdicts come from the whole run (a missing row in the warm-up is still missing).
-        let verified = |i: usize| {
-            last.ops
-                .get(i)
-                .map(|o| o.verified)
-                .filter(|v| !v.is_empty())
-        };
         let ops: Vec<OpSummary> = names
             .iter()
             .zip(&m.ops)
-            .enumerate()
-            .map(|(i, (n, op))| OpSummary {
-                verified: verified(i),
-                ..summarize(n, op)
-            })
+            .map(|(n, op)| summarize(n, op))
             .collect();
         let mut all = OpStats::new(m.sigfig);
         for op in &m.ops {
             all.add(op);
         }
-        let mut all_verified = Verified::default();
-        ops.iter()
-            .filter_map(|o| o.verified.as_ref())
-            .for_each(|v| all_verified.add(v));
+        let (ops, total) = with_verdicts(ops, summarize("total", &all), last);
         let ok: u64 = last.ops.iter().map(|o| o.ok).sum();
         let failed = last.errors();
         let dropped = last.dropped_backlog;
@@ -230,10 +234,7 @@ impl Summary {
             workload: workload.to_string(),
             model: model.to_string(),
             duration_seconds: secs,
-            total: OpSummary {
-                verified: Some(all_verified).filter(|v| !v.is_empty()),
-                ..summarize("total", &all)
-            },
+            total,
             ops,
             schedule_lag: Percentiles::of(&m.lag),
             scheduled: m.scheduled,
@@ -252,6 +253,28 @@ impl Summary {
                 0.0
             },
             peak_rss_bytes: crate::process::read().map_or(0, |p| p.peak_resident_bytes),
+        }
+    }
+
+    /// Verified reads and pages, one line per op that has them.
+    fn reads_table(&self, out: &mut String) {
+        for op in &self.ops {
+            if let Some(v) = &op.verified {
+                let _ = writeln!(
+                    out,
+                    "verified reads of {}: ok {}, missing {}, mismatch {} (skipped, nothing acknowledged yet: {})",
+                    op.name, v.ok, v.missing, v.mismatch, v.skipped
+                );
+            }
+            if let Some(ms) = op.mean_page_time_ms {
+                let _ = writeln!(
+                    out,
+                    "pages of {}: {} ({:.1} rows and {ms:.3} ms per page)",
+                    op.name,
+                    op.pages,
+                    op.rows as f64 / op.pages as f64
+                );
+            }
         }
     }
 
@@ -306,24 +329,7 @@ impl Summary {
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
         }
-        for op in &self.ops {
-            if let Some(v) = &op.verified {
-                let _ = writeln!(
-                    out,
-                    "verified reads of {}: ok {}, missing {}, mismatch {} (skipped, nothing acknowledged yet: {})",
-                    op.name, v.ok, v.missing, v.mismatch, v.skipped
-                );
-            }
-            if let Some(ms) = op.mean_page_time_ms {
-                let _ = writeln!(
-                    out,
-                    "pages of {}: {} ({:.1} rows and {ms:.3} ms per page)",
-                    op.name,
-                    op.pages,
-                    op.rows as f64 / op.pages as f64
-                );
-            }
-        }
+        self.reads_table(&mut out);
         for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
             let kinds: Vec<String> = op
                 .errors_by_kind
