@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use cqlpulse::cql::cqltype::{column_stream, default_generator};
+use cqlpulse::cql::expect::minimal;
 use cqlpulse::daemon::{Loaded, check};
 use cqlpulse::data::{Datum, Generator};
 use scylla::cluster::metadata::{CollectionType, ColumnType, NativeType};
@@ -524,18 +525,6 @@ fn normal(v: CqlValue) -> CqlValue {
         ))),
         v => v,
     }
-}
-
-/// Two's complement digits without redundant leading sign bytes.
-fn minimal(digits: &[u8]) -> &[u8] {
-    let mut start = 0;
-    while start + 1 < digits.len()
-        && ((digits[start] == 0 && digits[start + 1] & 0x80 == 0)
-            || (digits[start] == 0xff && digits[start + 1] & 0x80 != 0))
-    {
-        start += 1;
-    }
-    &digits[start..]
 }
 
 /// Verified reads of every type family: a write and a read that verifies it, mixed; every

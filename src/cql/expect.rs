@@ -171,8 +171,9 @@ fn cell<'a>(typ: &ColumnType<'_>, b: &mut &'a [u8]) -> Option<Canon<'a>> {
     canon(typ, v)
 }
 
-/// Two's complement digits without redundant leading sign bytes.
-fn minimal(digits: &[u8]) -> &[u8] {
+/// Two's complement digits without redundant leading sign bytes (a varint's, a decimal's
+/// unscaled value): what the server may store for the same number.
+pub fn minimal(digits: &[u8]) -> &[u8] {
     let mut start = 0;
     while start + 1 < digits.len()
         && ((digits[start] == 0 && digits[start + 1] & 0x80 == 0)
