@@ -327,6 +327,7 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
     let started = Instant::now();
     let ks = keyspace("rolling");
     const RATE: f64 = 100.0;
+    // The reads verify: each reads back a write acknowledged before it was sent.
     let spec = spec_file(
         "rolling",
         &table_spec(
@@ -336,7 +337,8 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
             "consistency = \"quorum\"\nretries = 3\nretry_backoff = \"200ms\"",
             3,
             &format!("model = \"chains\"\nchains = 128\nrate = {RATE}\ndrain_timeout = \"30s\""),
-        ),
+        )
+        .replace("weight = 1.0", "weight = 1.0\nverify = \"write\""),
     );
     let summary_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rolling-summary.json");
     let _ = std::fs::remove_file(&summary_path);
@@ -440,6 +442,30 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
     if failed == 0 && dropped == 0 && abandoned == 0 {
         assert_eq!(rows, writes_sent, "every write acknowledged and read back");
     }
+    // Verified reads, through the restarts: every row read back was there and equal.
+    let read = &summary["ops"][1];
+    assert_eq!(read["name"], "read");
+    let verified = &read["verified"];
+    let n = |k: &str| {
+        verified[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {verified}"))
+    };
+    eprintln!("rolling restart: verified reads {verified}");
+    assert_eq!(
+        (n("missing"), n("mismatch")),
+        (0, 0),
+        "no acknowledged write lost or changed: {verified}"
+    );
+    assert!(
+        n("ok") >= 1000,
+        "a large number of rows verified: {verified}"
+    );
+    assert_eq!(
+        n("ok") + n("skipped"),
+        read["ok"].as_u64().unwrap(),
+        "every successful verified read has a verdict"
+    );
     drop_test_keyspace(&nodes, &ks).await;
     eprintln!(
         "rolling restart test: {:.0} s",

@@ -475,11 +475,7 @@ async fn connect_and_run(
             _ => "unthrottled or paused".into(),
         }
     );
-    let executor = Arc::new(CqlExecutor {
-        plan: plan.clone(),
-        session,
-        prepared,
-    });
+    let executor = Arc::new(CqlExecutor::new(plan.clone(), session, prepared));
     let stop = shutdown.child_token();
     let abort = tokio::spawn(abort::watch(plan.load.abort, snapshots, stop.clone()));
     let phase = shared.clone();

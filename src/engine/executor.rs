@@ -9,23 +9,87 @@ use std::ops::ControlFlow;
 
 use scylla::client::session::Session;
 use scylla::response::PagingState;
+use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
 
+use super::acked::Acked;
+use super::verify::Verifier;
 use crate::cql::{BoundRow, ErrorKind, Prepared, classify};
 use crate::plan::{OpKind, Plan};
+use crate::stats::Verdict;
 
-/// Rows returned and bytes of bound values sent.
-pub type Outcome = Result<(u64, u64), ErrorKind>;
+/// What a request that succeeded did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Done {
+    /// Rows returned (reads).
+    pub rows: u64,
+    /// Bytes of bound values sent.
+    pub bytes: u64,
+    /// Pages fetched (reads).
+    pub pages: u32,
+    /// What a verified read found.
+    pub verdict: Verdict,
+}
+
+impl Done {
+    /// A write that sent `bytes` of bound values.
+    pub fn written(bytes: u64) -> Done {
+        Done {
+            rows: 0,
+            bytes,
+            pages: 0,
+            verdict: Verdict::None,
+        }
+    }
+}
+
+pub type Outcome = Result<Done, ErrorKind>;
 
 pub trait Executor: Send + Sync + 'static {
     /// Sends op `op` with the values of op index `index`, once (retries are the lane's).
     fn execute(&self, op: usize, index: u64) -> impl Future<Output = Outcome> + Send;
+
+    /// The acknowledgements of op `op`, when a verified read reads it back: the lane records
+    /// each of its op indices' final outcome there.
+    fn acked(&self, _op: usize) -> Option<&Acked> {
+        None
+    }
 }
 
 pub struct CqlExecutor {
     pub plan: Arc<Plan>,
     pub session: Arc<Session>,
     pub prepared: Arc<Prepared>,
+    /// Per op: its acknowledgements when a verified read reads it back.
+    acked: Vec<Option<Arc<Acked>>>,
+    /// Per op: how it verifies, for a verified read.
+    verifiers: Vec<Option<Verifier>>,
+}
+
+impl CqlExecutor {
+    pub fn new(plan: Arc<Plan>, session: Arc<Session>, prepared: Arc<Prepared>) -> CqlExecutor {
+        let mut acked: Vec<Option<Arc<Acked>>> = vec![None; plan.ops.len()];
+        for w in plan.ops.iter().filter_map(|o| o.verify) {
+            acked[w].get_or_insert_with(|| Arc::new(Acked::new(plan.load.index_map)));
+        }
+        let verifiers = prepared
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let v = p.verify.as_ref()?;
+                let a = acked[v.write].clone()?;
+                Some(Verifier::new(&plan, i, v.clone(), a))
+            })
+            .collect();
+        CqlExecutor {
+            plan,
+            session,
+            prepared,
+            acked,
+            verifiers,
+        }
+    }
 }
 
 impl Executor for CqlExecutor {
@@ -34,10 +98,15 @@ impl Executor for CqlExecutor {
         let op_plan = &plan.ops[op];
         let prepared = &self.prepared.ops[op];
         match &prepared.batch {
-            None if op_plan.kind == OpKind::Read => {
-                let row = BoundRow::new(plan.seed, &prepared.args, index);
-                self.read_all_pages(&prepared.statement, &row).await
-            }
+            None if op_plan.kind == OpKind::Read => match &self.verifiers[op] {
+                Some(v) => self.verified_read(v, &prepared.statement, index).await,
+                None => {
+                    let row = BoundRow::new(plan.seed, &prepared.args, index);
+                    let mut count = |_: &QueryRowsResult| {};
+                    self.read_all_pages(&prepared.statement, &row, &mut count)
+                        .await
+                }
+            },
             None => {
                 let row = BoundRow::new(plan.seed, &prepared.args, index);
                 // Boxed: the driver's future is large, and unboxed it is copied into every
@@ -46,7 +115,7 @@ impl Executor for CqlExecutor {
                     Box::pin(self.session.execute_unpaged(&prepared.statement, &row)).await;
                 let bytes = row.bytes.load(Ordering::Relaxed) as u64;
                 result.map_err(|e| classify(&e))?;
-                Ok((0, bytes))
+                Ok(Done::written(bytes))
             }
             Some(batch) => {
                 // Op index i of a batched op binds indices i*size .. i*size+size-1, so a
@@ -58,29 +127,74 @@ impl Executor for CqlExecutor {
                 let result = Box::pin(self.session.batch(batch, &rows)).await;
                 let bytes: usize = rows.iter().map(|r| r.bytes.load(Ordering::Relaxed)).sum();
                 result.map_err(|e| classify(&e))?;
-                Ok((0, bytes as u64))
+                Ok(Done::written(bytes as u64))
             }
         }
+    }
+
+    fn acked(&self, op: usize) -> Option<&Acked> {
+        self.acked[op].as_deref()
     }
 }
 
 impl CqlExecutor {
-    /// A read, page after page until the last (each page of the op's page size): the rows of
-    /// all pages, and the bound values' bytes of every page request. The lane's deadline and
-    /// service time cover the whole read.
-    async fn read_all_pages(&self, statement: &PreparedStatement, row: &BoundRow<'_>) -> Outcome {
-        let (mut rows, mut bytes) = (0u64, 0u64);
+    /// A read, page after page until the last (each page of the op's page size): the rows and
+    /// pages of all pages, and the bound values' bytes of every page request; `inspect` sees
+    /// each page's rows. The lane's deadline and service time cover the whole read.
+    async fn read_all_pages(
+        &self,
+        statement: &PreparedStatement,
+        row: &BoundRow<'_>,
+        inspect: &mut (dyn FnMut(&QueryRowsResult) + Send),
+    ) -> Outcome {
+        let (mut rows, mut bytes, mut pages) = (0u64, 0u64, 0u32);
         let mut paging = PagingState::start();
         loop {
             // Boxed, as the unpaged request (see `execute`).
             let page = Box::pin(self.session.execute_single_page(statement, row, paging)).await;
             bytes += row.bytes.load(Ordering::Relaxed) as u64;
             let (result, next) = page.map_err(|e| classify(&e))?;
-            rows += result.into_rows_result().map_or(0, |r| r.rows_num() as u64);
+            pages += 1;
+            if let Ok(r) = result.into_rows_result() {
+                rows += r.rows_num() as u64;
+                inspect(&r);
+            }
             match next.into_paging_control_flow() {
-                ControlFlow::Break(()) => return Ok((rows, bytes)),
+                ControlFlow::Break(()) => {
+                    return Ok(Done {
+                        rows,
+                        bytes,
+                        pages,
+                        verdict: Verdict::None,
+                    });
+                }
                 ControlFlow::Continue(state) => paging = state,
             }
         }
+    }
+
+    /// A verified read: a row its write had acknowledged before now, read back and compared.
+    async fn verified_read(
+        &self,
+        v: &Verifier,
+        statement: &PreparedStatement,
+        index: u64,
+    ) -> Outcome {
+        let seed = self.plan.seed;
+        let Some(target) = v.target(seed, index) else {
+            return Ok(Done {
+                verdict: Verdict::Skipped,
+                ..Done::written(0)
+            });
+        };
+        let row = BoundRow::new(seed, v.key(), target.row);
+        let mut check = v.check(seed, target);
+        let mut inspect = |r: &QueryRowsResult| check.page(r);
+        let done = self.read_all_pages(statement, &row, &mut inspect).await?;
+        let verdict = check.verdict();
+        if verdict != Verdict::Ok {
+            v.report(seed, target, verdict, check.first_bad());
+        }
+        Ok(Done { verdict, ..done })
     }
 }

@@ -370,6 +370,10 @@ impl<E: Executor> Lane<'_, E> {
     }
 
     fn record(&mut self, s: &Sample, in_flight: usize) {
+        // A watched write's final outcome: a verified read may now target it (or never).
+        if let Some(acked) = self.shared.executor.acked(s.op) {
+            acked.record(s.index, s.result.is_ok());
+        }
         // Close the warm-up interval so the summary can leave it out. Should the report
         // channel be full, the interval stays open (and counts as warm-up) until it is sent.
         if !self.measuring && s.done >= self.shared.measure_from && self.report(in_flight) {

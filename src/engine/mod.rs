@@ -4,6 +4,7 @@
 //! It knows no HTTP and no Prometheus: control arrives through [`Control`] (a `watch` of
 //! settings), results leave as lane reports to the stats aggregator.
 
+pub mod acked;
 mod control;
 mod executor;
 mod in_flight;
@@ -11,6 +12,7 @@ mod lane;
 pub mod model;
 mod request;
 mod schedule;
+mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -24,8 +26,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use acked::Acked;
 pub use control::{Control, Refused, Settings};
-pub use executor::{CqlExecutor, Executor, Outcome};
+pub use executor::{CqlExecutor, Done, Executor, Outcome};
 pub use lane::{DROP_AFTER, choose};
 pub use schedule::Schedule;
 

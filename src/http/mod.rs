@@ -189,7 +189,38 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "waiting": plan.shard.surplus.then(|| plan.shard.surplus_reason()),
         "spec_path": shared.spec_path().display().to_string(),
         "nodes": nodes_json(&s),
+        "ops": ops_json(&s),
+        // Verified reads of every op together: missing or mismatch above 0 is data lost.
+        "verified": verified_total(&s),
     })
+}
+
+/// Per op: its requests, rows and pages, and its verified reads by result (for an op that
+/// verifies).
+fn ops_json(s: &crate::stats::Snapshot) -> serde_json::Value {
+    s.ops
+        .iter()
+        .map(|o| {
+            let mut op = json!({
+                "name": o.name,
+                "ok": o.ok,
+                "errors": o.errors_total(),
+                "rows": o.rows,
+                "pages": o.pages,
+                "mean_page_time_ms": (o.pages > 0).then(|| o.paged_seconds * 1e3 / o.pages as f64),
+            });
+            if !o.verified.is_empty() {
+                op["verified"] = json!(o.verified);
+            }
+            op
+        })
+        .collect()
+}
+
+fn verified_total(s: &crate::stats::Snapshot) -> serde_json::Value {
+    let mut all = crate::stats::Verified::default();
+    s.ops.iter().for_each(|o| all.add(&o.verified));
+    json!(all)
 }
 
 /// Per coordinator node: the figures of the `cqlpulse_node_*` metrics, and the p99 of the

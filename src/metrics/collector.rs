@@ -18,7 +18,9 @@ use prometheus_client::metrics::exemplar::Exemplar;
 
 use super::Format;
 use crate::cql::ErrorKind;
-use crate::stats::{Buckets, NATIVE_SCHEMA, NodeSnapshot, OpSnapshot, Phase, RunPhase, Snapshot};
+use crate::stats::{
+    Buckets, NATIVE_SCHEMA, NodeSnapshot, OpSnapshot, Phase, RunPhase, Snapshot, Verdict,
+};
 
 /// Constant facts about the run, for `cqlpulse_run_info` and `cqlpulse_build_info`.
 #[derive(Debug, Clone)]
@@ -72,6 +74,64 @@ type PerOp = (&'static str, &'static str, fn(&OpSnapshot) -> u64);
 const NO_EXEMPLARS: Option<&HashMap<usize, Exemplar<NoLabelSet, f64>>> = None;
 
 impl SnapshotCollector {
+    /// Pages of reads (for an op once it has fetched one) and verified reads by result (for
+    /// an op that verifies, once it has a verdict): series only where there is something to
+    /// count, so writes pay nothing.
+    fn read_counters(
+        &self,
+        d: &mut DescriptorEncoder,
+        s: &Snapshot,
+        op_labels: &[[(&str, &str); 1]],
+    ) -> fmt::Result {
+        let paged: Vec<(&OpSnapshot, &[(&str, &str); 1])> = s
+            .ops
+            .iter()
+            .zip(op_labels)
+            .filter(|(o, _)| o.pages > 0)
+            .collect();
+        let pages: Vec<(&Labels, u64)> = paged.iter().map(|(o, l)| (&l[..], o.pages)).collect();
+        self.counter(
+            d,
+            "cqlpulse_pages_total",
+            "Pages fetched by successful reads.",
+            &pages,
+        )?;
+        let seconds: Vec<(&Labels, f64)> = paged
+            .iter()
+            .map(|(o, l)| (&l[..], o.paged_seconds))
+            .collect();
+        self.counter(
+            d,
+            "cqlpulse_paged_read_seconds_total",
+            "Service time of the successful reads counted in pages_total: over it, the time per page.",
+            &seconds,
+        )?;
+        let labels: Vec<[(&str, &str); 2]> = s
+            .ops
+            .iter()
+            .filter(|o| !o.verified.is_empty())
+            .flat_map(|o| {
+                Verdict::COUNTED
+                    .iter()
+                    .map(|v| [("op", o.name.as_str()), ("result", v.name())])
+            })
+            .collect();
+        let verified: Vec<(&Labels, u64)> = s
+            .ops
+            .iter()
+            .filter(|o| !o.verified.is_empty())
+            .flat_map(|o| Verdict::COUNTED.iter().map(|&v| o.verified.get(v)))
+            .zip(&labels)
+            .map(|(n, l)| (&l[..], n))
+            .collect();
+        self.counter(
+            d,
+            "cqlpulse_verified_reads_total",
+            "Verified reads by result: ok, missing (the acknowledged row was not found), mismatch (other values), skipped (nothing acknowledged yet).",
+            &verified,
+        )
+    }
+
     fn counter<V: EncodeCounterValue>(
         &self,
         d: &mut DescriptorEncoder,
@@ -359,6 +419,7 @@ impl SnapshotCollector {
                 .collect();
             self.counter(d, name, help, &samples)?;
         }
+        self.read_counters(d, s, &op_labels)?;
         self.counter(
             d,
             "cqlpulse_config_reloads_total",

@@ -43,7 +43,17 @@ fn snapshot() -> Snapshot {
         seconds: 0.05,
         unix_time: 1.7e9 + 0.25,
     });
-    let read = OpSnapshot::empty("read", 3);
+    let mut read = OpSnapshot::empty("read", 3);
+    read.ok = 5;
+    read.rows = 12;
+    read.pages = 6;
+    read.paged_seconds = 0.03;
+    read.verified = crate::stats::Verified {
+        skipped: 1,
+        ok: 2,
+        missing: 1,
+        mismatch: 1,
+    };
     Snapshot {
         elapsed: Duration::from_secs(3),
         gauges: Gauges {

@@ -118,6 +118,8 @@ pub struct OpPlan {
     pub batch: Option<(u32, BatchKind)>,
     /// Rows per page of a read; `None`: the driver's default.
     pub page_size: Option<u32>,
+    /// The write op (an index of [`Plan::ops`]) a verified read reads back.
+    pub verify: Option<usize>,
 }
 
 /// The concurrency model: the spec's own enum, with its names and knobs.

@@ -20,6 +20,19 @@ impl IndexMap {
             IndexMap::Interleaved { stride, offset } => k * stride + offset,
         }
     }
+
+    /// The op number whose index is `index`: the inverse of [`IndexMap::index`], `None` for an
+    /// index of another shard.
+    #[inline]
+    pub fn position(self, index: u64) -> Option<u64> {
+        match self {
+            IndexMap::Contiguous { offset } => index.checked_sub(offset),
+            IndexMap::Interleaved { stride, offset } => {
+                let d = index.checked_sub(offset)?;
+                (d % stride == 0).then_some(d / stride)
+            }
+        }
+    }
 }
 
 /// Shard `index` of `count` gets this many of `total` ops, and the first of them is at
@@ -111,6 +124,14 @@ mod tests {
         };
         let xs: std::collections::HashSet<u64> = (0..100).map(|k| a.index(k)).collect();
         assert!((0..100).all(|k| !xs.contains(&b.index(k))));
+        // `position` undoes `index`, and finds nothing for another shard's index.
+        for k in 0..100 {
+            assert_eq!(a.position(a.index(k)), Some(k));
+            assert_eq!(a.position(b.index(k)), None);
+        }
+        let c = IndexMap::Contiguous { offset: 50 };
+        assert_eq!(c.position(c.index(7)), Some(7));
+        assert_eq!(c.position(49), None);
     }
 
     #[test]

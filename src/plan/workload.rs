@@ -261,10 +261,81 @@ pub(super) fn operations(
                 .unwrap_or(matches!(kind, OpKind::Read | OpKind::Write)),
             batch,
             page_size,
+            verify: None,
         });
     }
     if out.iter().map(|o| o.weight).sum::<f64>() <= 0.0 {
         return Err(err("ops", "the weights of all ops sum to zero".into()));
     }
+    resolve_verify(spec, &mut out, err)?;
     Ok(out)
+}
+
+/// Each verified read's write op, checked once every op is known.
+fn resolve_verify(spec: &Spec, out: &mut [OpPlan], err: &ErrorAt) -> Result<(), SpecError> {
+    for (i, o) in spec.ops.iter().enumerate() {
+        if let Some(target) = &o.verify {
+            let w =
+                verify_target(out, i, target).map_err(|m| err(&format!("ops[{i}].verify"), m))?;
+            out[i].verify = Some(w);
+        }
+    }
+    Ok(())
+}
+
+/// CQL functions whose value a write cannot regenerate.
+const NON_DETERMINISTIC: &[&str] = &[
+    "now(",
+    "uuid(",
+    "currenttimestamp(",
+    "currentdate(",
+    "currenttime(",
+    "currenttimeuuid(",
+];
+
+/// The write op a verified read of op `i` reads back, or why it cannot.
+fn verify_target(ops: &[OpPlan], i: usize, target: &str) -> Result<usize, String> {
+    let read = &ops[i];
+    if read.kind != OpKind::Read {
+        return Err(format!(
+            "only a read (SELECT) verifies; `{}` writes",
+            read.name
+        ));
+    }
+    let Some(w) = ops.iter().position(|o| o.name == target) else {
+        let names: Vec<&str> = ops.iter().map(|o| o.name.as_str()).collect();
+        return Err(format!(
+            "unknown write op `{target}`; the ops are: {}",
+            names.join(", ")
+        ));
+    };
+    let write = &ops[w];
+    let why = match write.kind {
+        OpKind::Write => None,
+        OpKind::Read => Some("it is a read: it writes nothing to read back"),
+        OpKind::Lwt => Some(
+            "it is a conditional write (IF ...): an acknowledged LWT may not have applied, so \
+             its values are not known",
+        ),
+        OpKind::Counter => Some(
+            "it is a counter update: it adds to a value, which cannot be regenerated from its \
+             op index",
+        ),
+    };
+    if let Some(why) = why {
+        return Err(format!("`{target}` cannot be verified: {why}"));
+    }
+    let lower: String = write
+        .cql
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if let Some(f) = NON_DETERMINISTIC.iter().find(|f| lower.contains(*f)) {
+        return Err(format!(
+            "`{target}` cannot be verified: it sets a column with {f}), a value that cannot be \
+             regenerated from its op index (bind it from a generator instead)"
+        ));
+    }
+    Ok(w)
 }

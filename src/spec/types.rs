@@ -207,6 +207,9 @@ pub struct OpSpec {
     /// Rows per page of a read (the driver's default, 5000, when absent); a read fetches all
     /// its pages.
     pub page_size: Option<u32>,
+    /// A read that verifies: the name of the write op whose acknowledged rows it reads back
+    /// and compares with the values regenerated for their op index.
+    pub verify: Option<String>,
 }
 
 fn one() -> f64 {

@@ -277,6 +277,9 @@ impl Aggregator {
                 *total += n;
             }
             snap.rows += op.rows;
+            snap.pages += op.pages;
+            snap.paged_seconds += op.paged_ns as f64 / 1e9;
+            snap.verified.add(&op.verified);
             snap.bytes += op.bytes;
             snap.retries += op.retries;
             snap.service.add_hdr(&op.service, &self.bounds_ns);

@@ -8,6 +8,7 @@ mod nodes;
 mod recent;
 mod snapshot;
 mod summary;
+mod verdict;
 
 pub use aggregate::{
     Aggregator, AggregatorConfig, GaugeSource, REPORTS_CAPACITY, Report, report_channel,
@@ -20,3 +21,4 @@ pub use snapshot::{
     NodeState, OpSnapshot, Phase, RunPhase, Snapshot, native_index, native_upper_bound,
 };
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
+pub use verdict::{Verdict, Verified};

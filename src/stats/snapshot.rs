@@ -142,6 +142,11 @@ pub struct OpSnapshot {
     pub rows: u64,
     pub bytes: u64,
     pub retries: u64,
+    /// Pages fetched by successful reads, and those reads' service time in seconds.
+    pub pages: u64,
+    pub paged_seconds: f64,
+    /// Verified reads by verdict.
+    pub verified: super::Verified,
     /// Successful requests: service time and response time.
     pub service: Buckets,
     pub response: Buckets,
@@ -164,6 +169,9 @@ impl OpSnapshot {
             rows: 0,
             bytes: 0,
             retries: 0,
+            pages: 0,
+            paged_seconds: 0.0,
+            verified: super::Verified::default(),
             service: Buckets::new(bounds),
             response: Buckets::new(bounds),
             failed_service: Buckets::new(bounds),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lane::{LaneStats, OpStats, histogram};
 use super::snapshot::Snapshot;
+use super::verdict::Verified;
 use crate::cql::ErrorKind;
 
 /// Post-warm-up histograms and counters: the summary's source.
@@ -109,6 +110,16 @@ pub struct OpSummary {
     pub response_time: Option<Percentiles>,
     /// Sent -> error, of failed requests (every kind).
     pub failed_service_time: Option<Percentiles>,
+    /// Pages fetched by successful reads, and their mean time per page (the read's service
+    /// time over its pages).
+    #[serde(default)]
+    pub pages: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_page_time_ms: Option<f64>,
+    /// Verified reads by verdict, whole run (warm-up included); absent for an op that does
+    /// not verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
 }
 
 /// The run's result. Its JSON form (`--summary-json`) is a stable interface: fields are only
@@ -146,6 +157,24 @@ pub struct Summary {
     pub peak_rss_bytes: u64,
 }
 
+/// The ops' verdicts, from the whole run (a row missing in the warm-up is still missing), and
+/// all of them together in `total`.
+fn with_verdicts(
+    mut ops: Vec<OpSummary>,
+    mut total: OpSummary,
+    last: &Snapshot,
+) -> (Vec<OpSummary>, OpSummary) {
+    let mut all = Verified::default();
+    for (op, snap) in ops.iter_mut().zip(&last.ops) {
+        if !snap.verified.is_empty() {
+            op.verified = Some(snap.verified);
+            all.add(&snap.verified);
+        }
+    }
+    total.verified = Some(all).filter(|v| !v.is_empty());
+    (ops, total)
+}
+
 impl Summary {
     pub fn new(
         workload: &str,
@@ -181,6 +210,10 @@ impl Summary {
                     .failed
                     .as_ref()
                     .and_then(|f| Percentiles::of(&f.service_all(m.sigfig))),
+                pages: op.pages,
+                mean_page_time_ms: (op.pages > 0)
+                    .then(|| op.paged_ns as f64 / 1e6 / op.pages as f64),
+                verified: None,
             }
         };
         let ops: Vec<OpSummary> = names
@@ -192,6 +225,7 @@ impl Summary {
         for op in &m.ops {
             all.add(op);
         }
+        let (ops, total) = with_verdicts(ops, summarize("total", &all), last);
         let ok = last.ok();
         let failed = last.errors();
         let dropped = last.dropped_backlog;
@@ -200,7 +234,7 @@ impl Summary {
             workload: workload.to_string(),
             model: model.to_string(),
             duration_seconds: secs,
-            total: summarize("total", &all),
+            total,
             ops,
             schedule_lag: Percentiles::of(&m.lag),
             scheduled: m.scheduled,
@@ -219,6 +253,28 @@ impl Summary {
                 0.0
             },
             peak_rss_bytes: last.process.map_or(0, |p| p.peak_resident_bytes),
+        }
+    }
+
+    /// Verified reads and pages, one line per op that has them.
+    fn reads_table(&self, out: &mut String) {
+        for op in &self.ops {
+            if let Some(v) = &op.verified {
+                let _ = writeln!(
+                    out,
+                    "verified reads of {}: ok {}, missing {}, mismatch {} (skipped, nothing acknowledged yet: {})",
+                    op.name, v.ok, v.missing, v.mismatch, v.skipped
+                );
+            }
+            if let Some(ms) = op.mean_page_time_ms {
+                let _ = writeln!(
+                    out,
+                    "pages of {}: {} ({:.1} rows and {ms:.3} ms per page)",
+                    op.name,
+                    op.pages,
+                    op.rows as f64 / op.pages as f64
+                );
+            }
         }
     }
 
@@ -273,6 +329,7 @@ impl Summary {
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
         }
+        self.reads_table(&mut out);
         for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
             let kinds: Vec<String> = op
                 .errors_by_kind
