@@ -113,6 +113,12 @@ fn cluster(
             ),
         ));
     }
+    if c.schema_agreement_timeout.0.is_zero() {
+        return Err(err(
+            "cluster.schema_agreement_timeout",
+            "must be greater than zero".into(),
+        ));
+    }
     if c.connect_timeout.0.is_zero() {
         return Err(err(
             "cluster.connect_timeout",
@@ -198,6 +204,7 @@ fn cluster(
         speculative_execution,
         tls,
         forget_nodes_after: c.forget_nodes_after.0,
+        schema_agreement_timeout: c.schema_agreement_timeout.0,
     })
 }
 
