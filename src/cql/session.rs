@@ -70,6 +70,7 @@ pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Sessi
     let mut builder = SessionBuilder::new()
         .known_nodes(&cluster.contact_points)
         .connection_timeout(cluster.connect_timeout)
+        .schema_agreement_timeout(cluster.schema_agreement_timeout)
         .pool_size(PoolSize::PerShard(per_shard))
         .default_execution_profile_handle(profile.into_handle());
     if let Some(login) = &cluster.credentials {

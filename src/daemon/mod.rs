@@ -461,6 +461,10 @@ async fn connect_and_run(
     };
     let session = Arc::new(session);
     let _ = shared.session.set(session.clone());
+    tracing::info!(
+        "connected ({} nodes known): setting up the schema",
+        session.get_cluster_state().get_nodes_info().len()
+    );
     cql::setup_schema(&session, &plan).await?;
     let prepared = Arc::new(cql::prepare(&session, &plan, &shared.tracking).await?);
     shared.set_phase(Phase::Running);

@@ -59,6 +59,8 @@ pub struct ClusterPlan {
     pub connect_timeout: Duration,
     /// How long a node may be missing from the metadata before it is forgotten (`cql::nodes`).
     pub forget_nodes_after: Duration,
+    /// Each of the driver's waits for schema agreement during the set-up (`cql::agreement`).
+    pub schema_agreement_timeout: Duration,
     pub credentials: Option<Credentials>,
     pub retries: u32,
     pub retry_backoff: Duration,

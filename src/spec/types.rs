@@ -100,6 +100,9 @@ pub struct ClusterSpec {
     /// How long a node may be missing from the cluster's metadata before its per-node series
     /// are dropped and its slot reused.
     pub forget_nodes_after: Dur,
+    /// How long the driver waits for the nodes to agree on the schema after a set-up statement
+    /// (each wait; the set-up waits again a few times before it gives up).
+    pub schema_agreement_timeout: Dur,
 }
 
 /// `[cluster.speculative_execution]`: after `delay` without a response, the driver sends an
@@ -152,6 +155,7 @@ impl Default for ClusterSpec {
             speculative_execution: None,
             tls: None,
             forget_nodes_after: Dur(Duration::from_secs(300)),
+            schema_agreement_timeout: Dur(Duration::from_secs(60)),
         }
     }
 }
