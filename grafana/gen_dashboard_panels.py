@@ -237,6 +237,8 @@ def build(b) -> None:
                  "ops", [T(rate("cqlpulse_speculative_executions_total", SEL), "speculative")],
                  w=8)
 
+    recall_section(b, g)
+
     # ------------------------------------------------------------ database
     b.section("Database (ScyllaDB coordinator)", collapsed=True)
     b.timeseries("Client vs coordinator write p99",
@@ -318,3 +320,38 @@ def build(b) -> None:
                     f'(cqlpulse_run_info{{{SEL}, workload=~"$workload"}}))', "{{job}} reporting"),
                   T(f"max by (job) (cqlpulse_shards{{{SEL}}}{W})", "{{job}} expected")],
                  w=8)
+
+
+def recall_section(b, g) -> None:
+    """Vector search: recall@k of the ANN ops with [ops.recall], beside their latency."""
+    T, rate, gauge, quantile, SEL, SEL_OP = g.T, g.rate, g.gauge, g.quantile, g.SEL, g.SEL_OP
+    b.section("Vector search (recall)", collapsed=True)
+    b.timeseries("Recall@k by op",
+                 "True nearest neighbours the checked ANN queries returned over those they "
+                 "should have (exact top k over the rows written, computed by cqlpulse), per "
+                 "rate interval; the dashed line is the spec's alert_below "
+                 "(CqlpulseRecallLow).", "percentunit",
+                 [T(f"{rate('cqlpulse_recall_hits_total', SEL_OP, 'op')}\n/\n"
+                    f"{rate('cqlpulse_recall_expected_total', SEL_OP, 'op')}", "{{op}}",
+                    empty=g.NO_RECALL),
+                  T(gauge("cqlpulse_recall_threshold", "op", SEL_OP), "threshold",
+                    empty=g.NO_RECALL)],
+                 overrides=[g.dashed("threshold")])
+    b.timeseries("ANN service time p50 and p99",
+                 "Service time of the ANN ops with [ops.recall]: read beside recall, as an "
+                 "index setting or compaction trades one for the other.", "s",
+                 [T(f"{quantile(q, 'cqlpulse_request_duration_seconds', 'op')}\n"
+                    f"and on(op) max by (op) (cqlpulse_recall_expected_total{{{SEL_OP}}})",
+                    f"{{{{op}}}} p{q * 100:g}", empty=g.NO_RECALL) for q in (0.5, 0.99)])
+    b.timeseries("Recall checks and skips/s",
+                 "Sampled ANN queries checked, and skipped: over the checker's CPU budget "
+                 "(recall.cpu) or with its queue full.", "ops",
+                 [T(rate("cqlpulse_recall_count", SEL_OP, "op"), "{{op}} checked",
+                    empty=g.NO_RECALL),
+                  T(rate("cqlpulse_recall_skipped_total", SEL_OP, "op, reason"),
+                    "{{op}} skipped ({{reason}})", empty=g.NO_RECALL)], w=12)
+    b.timeseries("Recall checker CPU",
+                 "Time the recall checker spends per second (1 = one core), against its budget.",
+                 "percentunit",
+                 [T(rate("cqlpulse_recall_checker_cpu_seconds_total", SEL_OP, "op"), "{{op}}",
+                    empty=g.NO_RECALL)], w=12)

@@ -40,5 +40,6 @@ pub mod metrics;
 pub mod output;
 pub mod plan;
 pub mod process;
+pub mod recall;
 pub mod spec;
 pub mod stats;

@@ -7,6 +7,7 @@ pub mod cqltype;
 pub mod encode;
 mod errors;
 pub mod expect;
+mod indexes;
 pub mod init;
 pub mod nodes;
 mod refusal;

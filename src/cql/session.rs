@@ -188,7 +188,7 @@ pub async fn setup_schema(session: &Session, plan: &Plan) -> Result<()> {
             .await
             .context("schema agreement")?;
     }
-    Ok(())
+    super::indexes::wait_queryable(session, ks).await
 }
 
 /// Prepares every op and checks that its generators can fill the columns it binds.

@@ -479,7 +479,20 @@ async fn connect_and_run(
             _ => "unthrottled or paused".into(),
         }
     );
-    let executor = Arc::new(CqlExecutor::new(plan.clone(), session, prepared));
+    // The writes that verified reads and recall checks read back: recorded by the lanes, read
+    // by the executor's verifier and the recall checker alike.
+    let acked = engine::acked::trackers(&plan);
+    // The recall checker's thread ends once the executor (its queue's sender) is gone; its
+    // last reports reach the aggregator before the summary (it holds a report sender).
+    let recall =
+        engine::recall::Probe::start(&plan, &acked, reports.clone()).map(|(probe, _)| probe);
+    let executor = Arc::new(CqlExecutor::new(
+        plan.clone(),
+        session,
+        prepared,
+        acked,
+        recall,
+    ));
     let stop = shutdown.child_token();
     let abort = tokio::spawn(abort::watch(plan.load.abort, snapshots, stop.clone()));
     let phase = shared.clone();

@@ -320,6 +320,23 @@ impl Builder<'_> {
                 normalize: *normalize,
                 dimension: *dimension,
             },
+            GenSpec::Clustered {
+                dimension,
+                centres,
+                spread,
+                normalize,
+            } => Generator::Vector {
+                element: Arc::new(Generator::ClusterElement(Arc::new(
+                    super::clustered::Shape::new(
+                        self.seed,
+                        u64::from(*centres),
+                        u64::from(*dimension),
+                        *spread,
+                    ),
+                ))),
+                normalize: *normalize,
+                dimension: *dimension,
+            },
             GenSpec::Sparse { of, nulls, unset } => Generator::Sparse {
                 inner: self.part(name, "of", of)?,
                 nulls: *nulls,

@@ -8,6 +8,7 @@
 //! allocating, and [`Datum`] is the same value owned, for checks and tests.
 //! This module imports nothing of the engine or the driver.
 
+pub mod clustered;
 pub mod compose;
 mod dist;
 mod hash;
@@ -162,6 +163,9 @@ pub enum Generator {
         normalize: bool,
         dimension: u16,
     },
+    /// An element of a clustered vector ([`clustered`]): it finds its op index and position
+    /// from its element index.
+    ClusterElement(Arc<clustered::Shape>),
     /// `inner`'s values, except a share `nulls` of ops that get null (or unset).
     Sparse {
         inner: Arc<Generator>,
@@ -258,6 +262,7 @@ impl Generator {
             | GenSpec::Tuple { .. }
             | GenSpec::Udt { .. }
             | GenSpec::Vector { .. }
+            | GenSpec::Clustered { .. }
             | GenSpec::Sparse { .. } => return None,
         })
     }
@@ -295,7 +300,9 @@ impl Generator {
             Generator::Uuid => ValueKind::Uuid,
             Generator::Timeuuid { .. } => ValueKind::Timeuuid,
             Generator::Timestamp { .. } => ValueKind::Timestamp,
-            Generator::Float { .. } | Generator::Gaussian { .. } => ValueKind::Float,
+            Generator::Float { .. } | Generator::Gaussian { .. } | Generator::ClusterElement(_) => {
+                ValueKind::Float
+            }
             Generator::Partition { .. } | Generator::Clustering { .. } => ValueKind::Int,
             Generator::List { set: false, .. } => ValueKind::List,
             Generator::List { set: true, .. } => ValueKind::Set,
@@ -401,6 +408,9 @@ impl Generator {
             Generator::Float { min, span } => Value::Float(min + unit(h) * span),
             Generator::Gaussian { mean, stddev } => {
                 Value::Float(mean + stddev * dist::standard_normal(h))
+            }
+            Generator::ClusterElement(shape) => {
+                Value::Float(clustered::element(seed, stream, index, shape))
             }
             Generator::Sparse {
                 inner,

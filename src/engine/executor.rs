@@ -11,8 +11,10 @@ use scylla::client::session::Session;
 use scylla::response::PagingState;
 use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
 
 use super::acked::Acked;
+use super::recall::{Job, Probe};
 use super::verify::Verifier;
 use crate::cql::{BoundRow, ErrorKind, Prepared, classify};
 use crate::plan::{OpKind, Plan};
@@ -64,14 +66,20 @@ pub struct CqlExecutor {
     acked: Vec<Option<Arc<Acked>>>,
     /// Per op: how it verifies, for a verified read.
     verifiers: Vec<Option<Verifier>>,
+    /// The recall checker's probe, when an op has `[ops.recall]`.
+    recall: Option<Arc<Probe>>,
 }
 
 impl CqlExecutor {
-    pub fn new(plan: Arc<Plan>, session: Arc<Session>, prepared: Arc<Prepared>) -> CqlExecutor {
-        let mut acked: Vec<Option<Arc<Acked>>> = vec![None; plan.ops.len()];
-        for w in plan.ops.iter().filter_map(|o| o.verify) {
-            acked[w].get_or_insert_with(|| Arc::new(Acked::new(plan.load.index_map)));
-        }
+    /// The executor of `plan`: `acked` is [`trackers`](super::acked::trackers) of the plan,
+    /// shared with `recall`'s checker.
+    pub fn new(
+        plan: Arc<Plan>,
+        session: Arc<Session>,
+        prepared: Arc<Prepared>,
+        acked: Vec<Option<Arc<Acked>>>,
+        recall: Option<Arc<Probe>>,
+    ) -> CqlExecutor {
         let verifiers = prepared
             .ops
             .iter()
@@ -88,6 +96,7 @@ impl CqlExecutor {
             prepared,
             acked,
             verifiers,
+            recall,
         }
     }
 }
@@ -102,9 +111,23 @@ impl Executor for CqlExecutor {
                 Some(v) => self.verified_read(v, &prepared.statement, index).await,
                 None => {
                     let row = BoundRow::new(plan.seed, &prepared.args, index);
-                    let mut count = |_: &QueryRowsResult| {};
-                    self.read_all_pages(&prepared.statement, &row, &mut count)
-                        .await
+                    match &self.recall {
+                        Some(p) if p.sampled(op, index) => {
+                            let mut keys = Vec::new();
+                            let mut collect = |r: &QueryRowsResult| first_column_keys(r, &mut keys);
+                            let read = self.read_all_pages(&prepared.statement, &row, &mut collect);
+                            let outcome = read.await;
+                            if outcome.is_ok() {
+                                p.submit(Job { op, index, keys });
+                            }
+                            outcome
+                        }
+                        _ => {
+                            let mut count = |_: &QueryRowsResult| {};
+                            self.read_all_pages(&prepared.statement, &row, &mut count)
+                                .await
+                        }
+                    }
                 }
             },
             None => {
@@ -196,5 +219,21 @@ impl CqlExecutor {
             v.report(seed, target, verdict, check.first_bad());
         }
         Ok(Done { verdict, ..done })
+    }
+}
+
+/// The first column of each row as an integer (a key a `sequence` generator wrote); rows
+/// whose first column is not an integer are left out (the checker counts them as misses).
+fn first_column_keys(result: &QueryRowsResult, keys: &mut Vec<i64>) {
+    let Ok(rows) = result.rows::<Row>() else {
+        return;
+    };
+    for row in rows.flatten() {
+        match row.columns.first() {
+            Some(Some(CqlValue::BigInt(k))) => keys.push(*k),
+            Some(Some(CqlValue::Int(k))) => keys.push(i64::from(*k)),
+            Some(Some(CqlValue::SmallInt(k))) => keys.push(i64::from(*k)),
+            _ => {}
+        }
     }
 }

@@ -10,6 +10,7 @@ mod executor;
 mod in_flight;
 mod lane;
 pub mod model;
+pub mod recall;
 mod request;
 mod schedule;
 mod verify;

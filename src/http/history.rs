@@ -62,6 +62,8 @@ pub struct PointOp {
     pub errors: u64,
     pub service: Option<Percentiles>,
     pub response: Option<Percentiles>,
+    /// Recall@k of the latest checked queries, for an ANN op with `[ops.recall]`.
+    pub recall: Option<f64>,
 }
 
 impl Point {
@@ -97,6 +99,7 @@ impl Point {
                         errors: o.errors_total(),
                         service: recent.and_then(|r| r.service.clone()),
                         response: recent.and_then(|r| r.response.clone()),
+                        recall: o.recall.as_ref().and_then(|r| r.recent_recall),
                     }
                 })
                 .collect(),

@@ -192,6 +192,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "ops": ops_json(&s),
         // Verified reads of every op together: missing or mismatch above 0 is data lost.
         "verified": verified_total(&s),
+        "recall": recall_json(&s),
     })
 }
 
@@ -213,6 +214,29 @@ fn ops_json(s: &crate::stats::Snapshot) -> serde_json::Value {
                 op["verified"] = json!(o.verified);
             }
             op
+        })
+        .collect()
+}
+
+/// Per ANN op with `[ops.recall]`: its recall so far and of the latest checks, and the
+/// samples checked and skipped (the `cqlpulse_recall*` metrics).
+fn recall_json(s: &crate::stats::Snapshot) -> serde_json::Value {
+    s.ops
+        .iter()
+        .filter_map(|o| {
+            let r = o.recall.as_ref()?;
+            Some(json!({
+                "op": o.name,
+                "recall": r.recall(),
+                "recent_recall": r.recent_recall,
+                "threshold": r.threshold,
+                "checked": r.checked,
+                "hits": r.hits,
+                "expected": r.expected,
+                "skipped_budget": r.skipped_budget,
+                "skipped_queue": r.skipped_queue,
+                "checker_cpu_seconds": r.cpu_seconds,
+            }))
         })
         .collect()
 }

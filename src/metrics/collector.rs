@@ -62,7 +62,7 @@ pub struct SnapshotCollector {
     pub format: Format,
 }
 
-type Labels<'a> = [(&'a str, &'a str)];
+pub(super) type Labels<'a> = [(&'a str, &'a str)];
 
 /// The label set of a series without labels.
 const NONE: &Labels = &[];
@@ -132,7 +132,7 @@ impl SnapshotCollector {
         )
     }
 
-    fn counter<V: EncodeCounterValue>(
+    pub(super) fn counter<V: EncodeCounterValue>(
         &self,
         d: &mut DescriptorEncoder,
         name: &str,
@@ -149,7 +149,7 @@ impl SnapshotCollector {
         Ok(())
     }
 
-    fn gauge<V: EncodeGaugeValue>(
+    pub(super) fn gauge<V: EncodeGaugeValue>(
         &self,
         d: &mut DescriptorEncoder,
         name: &str,
@@ -604,6 +604,7 @@ impl Collector for SnapshotCollector {
         self.requests(&mut d)?;
         self.latencies(&mut d)?;
         self.engine(&mut d)?;
+        self.recall(&mut d)?;
         self.nodes(&mut d)?;
         self.identity(&mut d)?;
         self.process(&mut d)

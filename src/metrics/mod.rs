@@ -9,6 +9,7 @@ mod catalogue_tests;
 mod collector;
 mod exemplar;
 mod negotiate;
+mod recall;
 
 use std::sync::Arc;
 

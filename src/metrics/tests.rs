@@ -54,6 +54,19 @@ fn snapshot() -> Snapshot {
         missing: 1,
         mismatch: 1,
     };
+    let mut recall = crate::stats::RecallStats::new(Some(0.9));
+    for (hits, expected) in [(10, 10), (8, 10)] {
+        recall.absorb(&crate::stats::RecallReport {
+            op: 1,
+            hits,
+            expected,
+            checked: true,
+            skipped_budget: 1,
+            skipped_queue: 0,
+            cpu_seconds: 0.25,
+        });
+    }
+    read.recall = Some(recall);
     Snapshot {
         elapsed: Duration::from_secs(3),
         gauges: Gauges {
@@ -305,4 +318,35 @@ fn protobuf_carries_native_buckets_classic_buckets_and_the_exemplar() {
     assert_eq!((ts.seconds, ts.nanos / 1_000_000), (1_700_000_000, 250));
     // Counters keep their `_total` name in protobuf.
     assert!(families.iter().any(|f| f.name == "cqlpulse_requests_total"));
+}
+
+#[test]
+fn recall_series_add_up_the_checked_queries() {
+    let out = text(Format::Text);
+    let recall: Vec<&str> = out.lines().filter(|l| l.contains("recall")).collect();
+    for line in [
+        // Two queries, of recall 1.0 and 0.8: 0.8 is in every bucket from 0.8 up.
+        "cqlpulse_recall_bucket{op=\"read\",le=\"0.7\"} 0",
+        "cqlpulse_recall_bucket{op=\"read\",le=\"0.8\"} 1",
+        "cqlpulse_recall_bucket{op=\"read\",le=\"1\"} 2",
+        "cqlpulse_recall_bucket{op=\"read\",le=\"+Inf\"} 2",
+        "cqlpulse_recall_count{op=\"read\"} 2",
+        "cqlpulse_recall_sum{op=\"read\"} 1.8",
+        "cqlpulse_recall_hits_total{op=\"read\"} 18",
+        "cqlpulse_recall_expected_total{op=\"read\"} 20",
+        "cqlpulse_recall_recent{op=\"read\"} 0.9",
+        "cqlpulse_recall_threshold{op=\"read\"} 0.9",
+        "cqlpulse_recall_skipped_total{op=\"read\",reason=\"budget\"} 2",
+        "cqlpulse_recall_checker_cpu_seconds_total{op=\"read\"} 0.5",
+    ] {
+        assert!(
+            recall.contains(&line),
+            "missing `{line}` in:\n{}",
+            recall.join("\n")
+        );
+    }
+    assert!(
+        !recall.iter().any(|l| l.contains("op=\"insert\"")),
+        "an op without [ops.recall] has no recall series"
+    );
 }

@@ -32,7 +32,8 @@ pub fn build(
     let cluster = cluster(spec, env, &err)?;
     check_schema(spec, &err)?;
     let (generators, by_name) = generators(spec, now_ms, &err)?;
-    let ops = operations(spec, &cluster, &by_name, &generators, &err)?;
+    let mut ops = operations(spec, &cluster, &by_name, &generators, &err)?;
+    super::recall::resolve(spec, &mut ops, &generators, &by_name, &err)?;
     let shard = shard_plan(spec, shard_env, &err)?;
     let load = load(&spec.load, &shard, &err)?;
     let metrics = metrics(spec, cluster.request_timeout, &err)?;

@@ -6,6 +6,7 @@
 mod build;
 mod load;
 pub mod ops;
+mod recall;
 mod shard;
 pub mod tls;
 mod workload;
@@ -24,6 +25,7 @@ use crate::spec::{BatchKind, SchemaSpec, Secret, Spec, SpecError};
 pub use build::build;
 pub use load::MAX_RELEASE_EVERY;
 pub use ops::OpKind;
+pub use recall::{RecallPlan, Similarity, ann_limit};
 pub use shard::{IndexMap, ShardEnv};
 
 /// Builds the error about a spec field, located in the file (`build` makes one per source);
@@ -122,6 +124,8 @@ pub struct OpPlan {
     pub page_size: Option<u32>,
     /// The write op (an index of [`Plan::ops`]) a verified read reads back.
     pub verify: Option<usize>,
+    /// An ANN query whose answers are checked (`[ops.recall]`).
+    pub recall: Option<RecallPlan>,
 }
 
 /// The concurrency model: the spec's own enum, with its names and knobs.

@@ -76,7 +76,13 @@ fn check_generator(g: &GenSpec) -> Result<(), String> {
         GenSpec::Udt { ref fields } if fields.is_empty() => {
             Err("fields: a udt has at least one field".into())
         }
-        GenSpec::Vector { dimension: 0, .. } => Err("dimension must be at least 1".into()),
+        GenSpec::Vector { dimension: 0, .. } | GenSpec::Clustered { dimension: 0, .. } => {
+            Err("dimension must be at least 1".into())
+        }
+        GenSpec::Clustered { centres: 0, .. } => Err("centres must be at least 1".into()),
+        GenSpec::Clustered { spread, .. } if !(spread >= 0.0 && spread.is_finite()) => Err(
+            format!("spread must be a non-negative number, not {spread}"),
+        ),
         GenSpec::Partition { ref rows, .. } | GenSpec::Clustering { ref rows } => match *rows {
             CountSpec::Generator(_) => Err(
                 "rows is a number or a { min, max } range: partitions are laid out in op order"
@@ -262,6 +268,7 @@ pub(super) fn operations(
             batch,
             page_size,
             verify: None,
+            recall: None,
         });
     }
     if out.iter().map(|o| o.weight).sum::<f64>() <= 0.0 {

@@ -214,6 +214,56 @@ pub struct OpSpec {
     /// A read that verifies: the name of the write op whose acknowledged rows it reads back
     /// and compares with the values regenerated for their op index.
     pub verify: Option<String>,
+    /// For an ANN query (`ORDER BY v ANN OF ? LIMIT k`): check a share of its answers against
+    /// the exact nearest neighbours of what the writer op wrote.
+    pub recall: Option<RecallSpec>,
+}
+
+/// `[ops.recall]`: how an ANN query's answers are checked (README, "Vector search").
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecallSpec {
+    /// The op that writes the rows searched.
+    pub of: String,
+    /// The writer's key generator (a `sequence`): the query's first selected column.
+    pub key: String,
+    /// The writer's vector generator: the stored vectors.
+    pub vector: String,
+    /// The query's vector argument; by default the op's only vector argument.
+    pub query: Option<String>,
+    /// The index's similarity function.
+    pub similarity: SimilarityName,
+    /// A generator bound by both ops (`WHERE f = ?` in the query): only written rows with the
+    /// query's value are neighbours.
+    pub filter: Option<String>,
+    /// Share of the queries checked.
+    #[serde(default = "one_percent")]
+    pub sample: f64,
+    /// CPU the checker may use, in cores; beyond it queries are skipped, and counted.
+    #[serde(default = "half")]
+    pub cpu: f64,
+    /// Recall below which `CqlpulseRecallLow` fires (exported as `cqlpulse_recall_threshold`).
+    pub alert_below: Option<f64>,
+    /// Op indices `0..preloaded` of the writer were all written before this run (an ingest run
+    /// of the writer alone): they count as written from the start.
+    #[serde(default)]
+    pub preloaded: u64,
+}
+
+fn one_percent() -> f64 {
+    0.01
+}
+fn half() -> f64 {
+    0.5
+}
+
+/// A vector index's similarity function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimilarityName {
+    Cosine,
+    DotProduct,
+    Euclidean,
 }
 
 fn one() -> f64 {
@@ -373,6 +423,17 @@ pub enum GenSpec {
         #[serde(default)]
         normalize: bool,
     },
+    /// A vector of `dimension` floats around one of `centres` points: the centre's coordinates
+    /// (standard normal, the same for every clustered generator of the seed) plus normal noise
+    /// of standard deviation `spread`; `normalize` scales it to unit length.
+    Clustered {
+        dimension: u16,
+        centres: u32,
+        #[serde(default = "default_spread")]
+        spread: f64,
+        #[serde(default)]
+        normalize: bool,
+    },
     /// The values of `of`, except a share `nulls` (0 to 1) of ops that bind null, or leave the
     /// column unset (no tombstone) with `unset = true`.
     Sparse {
@@ -383,6 +444,9 @@ pub enum GenSpec {
     },
 }
 
+fn default_spread() -> f64 {
+    0.2
+}
 fn hot_fraction() -> f64 {
     0.1
 }

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::hdrlog::HdrLog;
 use super::lane::{LaneReport, Slowest, histogram};
 use super::nodes::NodeTotals;
+use super::recall::RecallStats;
 use super::recent::RecentWindow;
 use super::snapshot::{Buckets, ClusterGauges, Exemplar, Gauges, OpSnapshot, Phase, Snapshot};
 use super::summary::{Measured, Summary};
@@ -42,6 +43,8 @@ pub enum Report {
         measure_from: Instant,
     },
     Lane(LaneReport),
+    /// The recall checker's result for one sampled ANN query (or queries it skipped).
+    Recall(super::RecallReport),
     /// The run has ended: `scheduled` ops were due in its window (from the schedule; without
     /// a rate, the ops handed out), `not_sent` of them were never sent.
     Ended {
@@ -68,6 +71,8 @@ pub struct AggregatorConfig {
     /// then publishes the last snapshot again with fresh gauges, so that every reader, who
     /// reads snapshots only, sees the change at once.
     pub refresh: Arc<Notify>,
+    /// Per op: its recall threshold when its recall is checked (`[ops.recall]`), else `None`.
+    pub recall: Vec<Option<Option<f64>>>,
 }
 
 impl AggregatorConfig {
@@ -84,6 +89,11 @@ impl AggregatorConfig {
             status_every: Duration::ZERO,
             hdr_log: None,
             refresh: Arc::new(Notify::new()),
+            recall: plan
+                .ops
+                .iter()
+                .map(|o| o.recall.as_ref().map(|r| r.alert_below))
+                .collect(),
         }
     }
 }
@@ -164,7 +174,11 @@ impl Aggregator {
         let ops: Vec<OpSnapshot> = cfg
             .op_names
             .iter()
-            .map(|name| OpSnapshot::empty(name, n))
+            .enumerate()
+            .map(|(i, name)| OpSnapshot {
+                recall: cfg.recall.get(i).copied().flatten().map(RecallStats::new),
+                ..OpSnapshot::empty(name, n)
+            })
             .collect();
         let now = Instant::now();
         let first = Snapshot {
@@ -249,6 +263,14 @@ impl Aggregator {
                 return;
             }
             Report::Lane(r) => r,
+            Report::Recall(r) => {
+                if let Some(op) = self.ops.get_mut(r.op) {
+                    op.recall
+                        .get_or_insert_with(|| RecallStats::new(None))
+                        .absorb(&r);
+                }
+                return;
+            }
             Report::Ended {
                 scheduled,
                 not_sent,

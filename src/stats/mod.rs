@@ -5,6 +5,7 @@ mod aggregate;
 mod hdrlog;
 mod lane;
 mod nodes;
+mod recall;
 mod recent;
 mod snapshot;
 mod summary;
@@ -15,6 +16,7 @@ pub use aggregate::{
 };
 pub use hdrlog::{HdrLog, HdrLogResult};
 pub use lane::{Failed, LaneReport, LaneStats, NodeStats, OpStats, Sample, Slowest, bounds_ns};
+pub use recall::{RECALL_BOUNDS, RecallReport, RecallStats, RecallSummary, query_recall};
 pub use recent::{Recent, RecentLatency};
 pub use snapshot::{
     Buckets, ClusterGauges, Exemplar, Gauges, NATIVE_SCHEMA, NativeBuckets, NodeSnapshot,

@@ -157,6 +157,8 @@ pub struct OpSnapshot {
     pub failed_by_kind: Vec<Buckets>,
     /// The slowest success of the latest interval that had one.
     pub exemplar: Option<Exemplar>,
+    /// An ANN op's recall, when it is checked (`[ops.recall]`).
+    pub recall: Option<super::RecallStats>,
 }
 
 impl OpSnapshot {
@@ -178,6 +180,7 @@ impl OpSnapshot {
             failed_response: Buckets::new(bounds),
             failed_by_kind: vec![Buckets::new(bounds); ErrorKind::COUNT],
             exemplar: None,
+            recall: None,
         }
     }
 

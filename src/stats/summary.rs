@@ -120,6 +120,9 @@ pub struct OpSummary {
     /// not verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verified>,
+    /// An ANN op's recall, when it is checked (`[ops.recall]`; the whole run, warm-up too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recall: Option<super::RecallSummary>,
 }
 
 /// The run's result. Its JSON form (`--summary-json`) is a stable interface: fields are only
@@ -214,12 +217,17 @@ impl Summary {
                 mean_page_time_ms: (op.pages > 0)
                     .then(|| op.paged_ns as f64 / 1e6 / op.pages as f64),
                 verified: None,
+                recall: None,
             }
         };
         let ops: Vec<OpSummary> = names
             .iter()
             .zip(&m.ops)
-            .map(|(n, op)| summarize(n, op))
+            .zip(&last.ops)
+            .map(|((n, op), snap)| OpSummary {
+                recall: snap.recall.as_ref().map(super::RecallSummary::from),
+                ..summarize(n, op)
+            })
             .collect();
         let mut all = OpStats::new(m.sigfig);
         for op in &m.ops {
@@ -278,6 +286,34 @@ impl Summary {
         }
     }
 
+    /// Per op: the recall of an ANN op with `[ops.recall]` that ran (and the checks made),
+    /// then the errors by kind of an op that had some.
+    fn op_lines(&self, out: &mut String) {
+        for op in self.ops.iter().filter(|o| o.count > 0) {
+            if let Some(r) = &op.recall {
+                let _ = writeln!(
+                    out,
+                    "recall of {}: {} over {} checked queries ({} of {} neighbours), skipped {} over the CPU budget, {} with the queue full",
+                    op.name,
+                    r.recall.map_or("-".to_string(), |x| format!("{x:.4}")),
+                    r.checked,
+                    r.hits,
+                    r.expected,
+                    r.skipped_budget,
+                    r.skipped_queue
+                );
+            }
+        }
+        for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
+            let kinds: Vec<String> = op
+                .errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(out, "errors of {}: {}", op.name, kinds.join(", "));
+        }
+    }
+
     /// The one-screen table printed at the end of a run.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -330,14 +366,7 @@ impl Summary {
             );
         }
         self.reads_table(&mut out);
-        for op in self.ops.iter().filter(|o| !o.errors_by_kind.is_empty()) {
-            let kinds: Vec<String> = op
-                .errors_by_kind
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            let _ = writeln!(out, "errors of {}: {}", op.name, kinds.join(", "));
-        }
+        self.op_lines(&mut out);
         let _ = writeln!(
             out,
             "scheduled {}: sent {} (ok {}, failed {}, abandoned {}), dropped {}, not sent (run ended) {}; peak in flight {} of {}",

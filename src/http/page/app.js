@@ -152,6 +152,7 @@ function renderNow() {
       formatNumber(rateOf((q) => q.ops[i]?.errors ?? 0)),
       formatNumber(o?.ok), formatNumber(o?.errors),
       ...PERCENTILES.map(([, k]) => formatMs(lat?.[k])),
+      o?.recall == null ? "–" : o.recall.toFixed(3),
     ]);
   }));
 
@@ -192,6 +193,12 @@ function draw() {
   })).filter((s) => state.points.some((p) => p.errors[state.kinds.indexOf(s.label)] > 0));
   errorSeries.push({ label: "retries", color: COLORS.retries, values: perSecond((q) => q.retries), dash: [4, 3] });
   plot("chart-errors", "legend-errors", {}, errorSeries);
+  // Recall of the ANN ops with [ops.recall]: shown once one has been checked.
+  const recallSeries = state.ops.map((name, i) => ({
+    label: name, color: KIND_COLORS[i % KIND_COLORS.length], values: series((p) => p.ops[i]?.recall ?? null),
+  })).filter((s) => s.values.some((v) => v !== null));
+  $("recall-figure").hidden = recallSeries.length === 0;
+  if (recallSeries.length) plot("chart-recall", "legend-recall", { format: (v) => v.toFixed(2) }, recallSeries);
 
   const clock = $("clock").value;
   state.ops.forEach((name, i) => {

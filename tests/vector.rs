@@ -1,0 +1,327 @@
+//! Vector search on the real node: recall measured by cqlpulse against an independent check.
+//! Vectors are ingested by one run; a second run sends ANN queries, every one of them checked
+//! (`sample = 1.0`). The test then reads the stored vectors back through the driver, computes
+//! the true top k of each query itself (squared distance in f64, as the index's euclidean
+//! similarity orders them), sends the same queries again, and counts the hits: cqlpulse's
+//! totals must be the same numbers exactly. Needs the node (`scripts/test`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use cqlpulse::daemon::Loaded;
+use cqlpulse::data::Datum;
+use cqlpulse::stats::{RecallSummary, Summary};
+use scylla::client::session::Session;
+use scylla::statement::Statement;
+
+const K: usize = 5;
+const DIMENSION: usize = 16;
+
+fn spec(ks: &str) -> String {
+    format!(
+        r#"
+name = "vector"
+seed = 7
+[schema]
+keyspace = "{ks}"
+statements = [
+  "CREATE TABLE IF NOT EXISTS items (id bigint PRIMARY KEY, v vector<float, {DIMENSION}>)",
+  "CREATE CUSTOM INDEX IF NOT EXISTS items_v ON items (v) USING 'StorageAttachedIndex' WITH OPTIONS = {{'similarity_function': 'euclidean'}}",
+]
+[data.id]
+kind = "sequence"
+[data.v]
+kind = "clustered"
+dimension = {DIMENSION}
+centres = 8
+spread = 0.3
+[data.q]
+kind = "clustered"
+dimension = {DIMENSION}
+centres = 8
+spread = 0.3
+[[ops]]
+name = "insert"
+cql = "INSERT INTO items (id, v) VALUES (?, ?)"
+args = ["id", "v"]
+[[ops]]
+name = "ann"
+cql = "SELECT id FROM items ORDER BY v ANN OF ? LIMIT {K}"
+args = ["q"]
+[ops.recall]
+of = "insert"
+key = "id"
+vector = "v"
+similarity = "euclidean"
+sample = 1.0
+cpu = 8.0
+[load]
+model = "chains"
+chains = 8
+"#
+    )
+}
+
+/// Writes op indices `0..rows` (the insert alone).
+async fn ingest(path: &std::path::Path, rows: u64) {
+    let s = run(
+        path,
+        vec![set("load.ops", &rows.to_string()), set("ops.1.weight", "0")],
+    )
+    .await;
+    assert_eq!(s.ok, rows, "{}", s.table());
+}
+
+/// Sends `queries` ANN queries (op indices `0..queries`), every one checked, counting op indices
+/// below `rows` as written; returns the summary and the ANN op's recall.
+async fn query(path: &std::path::Path, rows: u64, queries: u64) -> (Summary, RecallSummary) {
+    let s = run(
+        path,
+        vec![
+            set("load.ops", &queries.to_string()),
+            set("ops.0.weight", "0"),
+            set("ops.1.recall.preloaded", &rows.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(s.ok, queries, "{}", s.table());
+    let recall = s.ops[1].recall.clone().expect("the ANN op has a recall");
+    assert_eq!(recall.checked, queries, "every query checked: {recall:?}");
+    assert_eq!((recall.skipped_budget, recall.skipped_queue), (0, 0));
+    (s, recall)
+}
+
+/// Every row of the table: id and vector, as the node stores them.
+async fn stored(session: &Session, ks: &str) -> HashMap<i64, Vec<f32>> {
+    let mut q = Statement::new(format!("SELECT id, v FROM {ks}.items"));
+    q.set_request_timeout(Some(Duration::from_secs(60)));
+    let rows = session.query_unpaged(q, ()).await.unwrap();
+    let rows = rows.into_rows_result().unwrap();
+    rows.rows::<(i64, Vec<f32>)>()
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// The query vector of op index `j`, from the spec's `q` generator (the input both sides share;
+/// what is checked is the answer and the truth).
+fn query_vector(path: &std::path::Path, j: u64) -> Vec<f32> {
+    let plan = Loaded::load(path.to_path_buf(), vec![]).unwrap().plan;
+    let q = plan.spec.data.keys().position(|n| n == "q").unwrap();
+    let Datum::List(items) = plan.generators[q].datum(plan.seed, q as u64, j) else {
+        panic!("a vector is a list");
+    };
+    items
+        .iter()
+        .map(|d| match d {
+            Datum::Float(x) => *x as f32,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// The test's own count: for each query, the true k nearest among the rows with an id in
+/// `written` (by squared distance, ties to the lower id), and how many of them the node returns
+/// when asked again. (hits, expected) over all queries.
+async fn independent(
+    session: &Session,
+    ks: &str,
+    path: &std::path::Path,
+    written: impl Fn(i64) -> bool,
+    queries: u64,
+) -> (u64, u64) {
+    let rows = stored(session, ks).await;
+    let ann = session
+        .prepare(format!(
+            "SELECT id FROM {ks}.items ORDER BY v ANN OF ? LIMIT {K}"
+        ))
+        .await
+        .unwrap();
+    let (mut hits, mut expected) = (0, 0);
+    for j in 0..queries {
+        let q = query_vector(path, j);
+        let mut by_distance: Vec<(f64, i64)> = rows
+            .iter()
+            .filter(|(id, _)| written(**id))
+            .map(|(id, v)| {
+                let d: f64 = v
+                    .iter()
+                    .zip(&q)
+                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+                    .sum();
+                (d, *id)
+            })
+            .collect();
+        by_distance.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let truth: Vec<i64> = by_distance.iter().take(K).map(|&(_, id)| id).collect();
+        let answer = session.execute_unpaged(&ann, (q,)).await.unwrap();
+        let answer: Vec<i64> = answer
+            .into_rows_result()
+            .unwrap()
+            .rows::<(i64,)>()
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect();
+        hits += answer.iter().filter(|id| truth.contains(id)).count() as u64;
+        expected += truth.len() as u64;
+    }
+    (hits, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_agrees_exactly_with_an_independent_brute_force() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("vector_agree");
+    let path = spec_file("vector-agree", &spec(&ks));
+    let (rows, queries) = (1_500, 60);
+    ingest(&path, rows).await;
+    let (_, recall) = query(&path, rows, queries).await;
+    let session = session().await;
+    let (hits, expected) = independent(&session, &ks, &path, |id| id < rows as i64, queries).await;
+    assert_eq!(expected, queries * K as u64);
+    assert_eq!(
+        (recall.hits, recall.expected),
+        (hits, expected),
+        "cqlpulse's recall against the test's own: {recall:?}"
+    );
+    drop_keyspace(&session, &ks).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_index_gives_recall_one() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("vector_tiny");
+    let path = spec_file("vector-tiny", &spec(&ks));
+    // 12 rows, k = 5: the index finds the true five of so few (and fewer than k rows would
+    // make fewer expected).
+    ingest(&path, 12).await;
+    let (_, recall) = query(&path, 12, 30).await;
+    assert_eq!(
+        (recall.hits, recall.expected),
+        (30 * K as u64, 30 * K as u64)
+    );
+    assert_eq!(recall.recall, Some(1.0));
+    drop_keyspace(&session().await, &ks).await;
+}
+
+/// Rows written behind cqlpulse's back (not acknowledged to it) at each query's own vector:
+/// the node returns them first, so each query finds at most k - 1 of the true neighbours
+/// among the rows cqlpulse wrote. The measured recall is below 1, and still the test's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_outside_the_acknowledged_set_lower_recall_exactly() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("vector_outside");
+    let path = spec_file("vector-outside", &spec(&ks));
+    let (rows, queries) = (400, 40);
+    ingest(&path, rows).await;
+    let session = session().await;
+    let insert = session
+        .prepare(format!("INSERT INTO {ks}.items (id, v) VALUES (?, ?)"))
+        .await
+        .unwrap();
+    for j in 0..queries {
+        let id = 1_000_000 + j as i64;
+        session
+            .execute_unpaged(&insert, (id, query_vector(&path, j)))
+            .await
+            .unwrap();
+    }
+    let (_, recall) = query(&path, rows, queries).await;
+    let (hits, expected) = independent(&session, &ks, &path, |id| id < rows as i64, queries).await;
+    assert_eq!(
+        (recall.hits, recall.expected),
+        (hits, expected),
+        "{recall:?}"
+    );
+    assert!(
+        recall.hits <= queries * (K as u64 - 1),
+        "each query loses at least its planted row's place: {recall:?}"
+    );
+    assert!(recall.recall.is_some_and(|r| r < 1.0), "{recall:?}");
+    drop_keyspace(&session, &ks).await;
+}
+
+/// Inserts and ANN queries mixed in one run, in every model and at a fixed rate: every query
+/// checked against the writes acknowledged so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ann_queries_mix_with_inserts_in_every_model() {
+    require_cassandra();
+    let _serial = serial().await;
+    let session = session().await;
+    for (model, knob) in [
+        ("sync", "workers = 4"),
+        ("batches", "batch_size = 20"),
+        ("pipeline", "window = 16"),
+        ("unbounded", "max_in_flight = 16"),
+        ("chains", "chains = 8"),
+        ("chains", "chains = 8\nrate = 150.0"),
+    ] {
+        let ks = keyspace(&format!("vector_mix_{model}"));
+        let text = spec(&ks).replace(
+            "model = \"chains\"\nchains = 8",
+            &format!("model = \"{model}\"\n{knob}"),
+        );
+        let path = spec_file(&format!("vector-mix-{model}"), &text);
+        let s = run(
+            &path,
+            vec![set("load.ops", "300"), set("ops.0.weight", "3")],
+        )
+        .await;
+        assert_eq!((s.ok, s.failed), (300, 0), "{model} {knob}: {}", s.table());
+        let ann = &s.ops[1];
+        let recall = ann.recall.clone().expect("recall");
+        assert!(ann.ok > 30, "{model}: {} queries", ann.ok);
+        assert_eq!(recall.checked, ann.ok, "{model}: every query checked");
+        assert!(
+            recall.recall.is_some_and(|r| r > 0.5 && r <= 1.0),
+            "{model} {knob}: {recall:?}"
+        );
+        drop_keyspace(&session, &ks).await;
+    }
+}
+
+/// One sync worker sends one op at a time, so every write below a query's op index is
+/// acknowledged before the query is sent: the neighbours each query expects are min(k, the
+/// inserts below it), counted here from the op choice alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_expects_the_writes_acknowledged_before_it() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("vector_acked");
+    let text = spec(&ks).replace(
+        "model = \"chains\"\nchains = 8",
+        "model = \"sync\"\nworkers = 1",
+    );
+    let path = spec_file("vector-acked", &text);
+    let ops = 200u64;
+    let s = run(
+        &path,
+        vec![set("load.ops", &ops.to_string()), set("ops.0.weight", "3")],
+    )
+    .await;
+    assert_eq!(s.ok, ops, "{}", s.table());
+    let recall = s.ops[1].recall.clone().expect("recall");
+    let (mut inserts, mut queries, mut expected) = (0u64, 0u64, 0u64);
+    for index in 0..ops {
+        match cqlpulse::engine::choose(&[3.0, 4.0], 7, index) {
+            0 => inserts += 1,
+            _ => {
+                queries += 1;
+                expected += inserts.min(K as u64);
+            }
+        }
+    }
+    assert_eq!((s.ops[0].ok, s.ops[1].ok), (inserts, queries));
+    assert_eq!(
+        (recall.checked, recall.expected),
+        (queries, expected),
+        "{recall:?}"
+    );
+    drop_keyspace(&session().await, &ks).await;
+}
