@@ -13,8 +13,12 @@ pub mod compose;
 mod dist;
 mod hash;
 
-pub use compose::{Count, Datum, MAX_ELEMENTS, build_all};
+pub use compose::{Count, Datum, build_all};
 pub use hash::{mix, unit};
+
+/// The most elements a collection generator makes (Cassandra's own limit is 65,535); element
+/// `j` of op index `i` is drawn at index `i * MAX_ELEMENTS + j` (see [`compose`]).
+pub const MAX_ELEMENTS: u32 = 65_535;
 
 use std::sync::Arc;
 
