@@ -14,7 +14,6 @@ use super::hash::mix;
 use super::{Generator, MAX_ELEMENTS, Value, bounded, hash3};
 use crate::spec::{CountSpec, GenSpec};
 
-
 /// Salts of the hashes that decide a part's position, a size, and a sparse column's nulls.
 const FIELD: u64 = 0xA076_1D64_78BD_642F;
 const ELEMENT: u64 = 0xE703_7ED1_A0B4_28DB;
