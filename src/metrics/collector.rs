@@ -329,6 +329,7 @@ impl SnapshotCollector {
         )
     }
 
+    /// The engine's gauges, then its counters ([`Self::engine_counters`]).
     fn engine(&self, d: &mut DescriptorEncoder) -> fmt::Result {
         let (s, g) = (&*self.snapshot, &self.snapshot.gauges);
         let flag = |b: bool| u64::from(b);
@@ -378,6 +379,18 @@ impl SnapshotCollector {
             "Operations per second the schedule asks for (0 = unthrottled or paused).",
             &[(NONE, g.target_rate)],
         )?;
+        self.gauge(
+            d,
+            "cqlpulse_up",
+            "1 while the run is connected and issuing (phase running).",
+            &[(NONE, flag(g.phase == Phase::Running))],
+        )?;
+        self.engine_counters(d)
+    }
+
+    /// Ops sent and dropped, per-op counters, and reloads.
+    fn engine_counters(&self, d: &mut DescriptorEncoder) -> fmt::Result {
+        let (s, g) = (&*self.snapshot, &self.snapshot.gauges);
         self.counter(
             d,
             "cqlpulse_ops_issued_total",
@@ -428,12 +441,6 @@ impl SnapshotCollector {
                 (&[("result", "applied")], g.reloads_applied),
                 (&[("result", "rejected")], g.reloads_rejected),
             ],
-        )?;
-        self.gauge(
-            d,
-            "cqlpulse_up",
-            "1 while the run is connected and issuing (phase running).",
-            &[(NONE, flag(g.phase == Phase::Running))],
         )
     }
 
