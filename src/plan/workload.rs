@@ -275,13 +275,16 @@ fn op_args(
     Ok(args)
 }
 
+/// An op's batch (size and kind) and page size.
+type BatchAndPages = (Option<(u32, BatchKind)>, Option<u32>);
+
 /// An op's batch (writes only) and page size (reads only).
 fn batch_and_pages(
     o: &OpSpec,
     kind: OpKind,
     f: &dyn Fn(&str) -> String,
     err: &ErrorAt,
-) -> Result<(Option<(u32, BatchKind)>, Option<u32>), SpecError> {
+) -> Result<BatchAndPages, SpecError> {
     let batch = match &o.batch {
         None => None,
         Some(b) if b.size == 0 => {

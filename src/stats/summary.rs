@@ -178,6 +178,40 @@ fn with_verdicts(
     (ops, total)
 }
 
+/// One op's figures over the measured `secs` (its recall and verdicts are added after).
+fn op_summary(name: &str, op: &OpStats, secs: f64, sigfig: u8) -> OpSummary {
+    let errors = op.error_count();
+    OpSummary {
+        name: name.to_string(),
+        count: op.ok + errors,
+        ok: op.ok,
+        errors,
+        errors_by_kind: ErrorKind::ALL
+            .iter()
+            .filter(|k| op.errors[k.index()] > 0)
+            .map(|k| (k.name().to_string(), op.errors[k.index()]))
+            .collect(),
+        ops_per_second: if secs > 0.0 {
+            (op.ok + errors) as f64 / secs
+        } else {
+            0.0
+        },
+        rows: op.rows,
+        payload_bytes: op.bytes,
+        retries: op.retries,
+        service_time: Percentiles::of(&op.service),
+        response_time: Percentiles::of(&op.response),
+        failed_service_time: op
+            .failed
+            .as_ref()
+            .and_then(|f| Percentiles::of(&f.service_all(sigfig))),
+        pages: op.pages,
+        mean_page_time_ms: (op.pages > 0).then(|| op.paged_ns as f64 / 1e6 / op.pages as f64),
+        verified: None,
+        recall: None,
+    }
+}
+
 impl Summary {
     pub fn new(
         workload: &str,
@@ -190,36 +224,7 @@ impl Summary {
             (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
             _ => 0.0,
         };
-        let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-        let summarize = |name: &str, op: &OpStats| {
-            let errors = op.error_count();
-            OpSummary {
-                name: name.to_string(),
-                count: op.ok + errors,
-                ok: op.ok,
-                errors,
-                errors_by_kind: ErrorKind::ALL
-                    .iter()
-                    .filter(|k| op.errors[k.index()] > 0)
-                    .map(|k| (k.name().to_string(), op.errors[k.index()]))
-                    .collect(),
-                ops_per_second: rate(op.ok + errors),
-                rows: op.rows,
-                payload_bytes: op.bytes,
-                retries: op.retries,
-                service_time: Percentiles::of(&op.service),
-                response_time: Percentiles::of(&op.response),
-                failed_service_time: op
-                    .failed
-                    .as_ref()
-                    .and_then(|f| Percentiles::of(&f.service_all(m.sigfig))),
-                pages: op.pages,
-                mean_page_time_ms: (op.pages > 0)
-                    .then(|| op.paged_ns as f64 / 1e6 / op.pages as f64),
-                verified: None,
-                recall: None,
-            }
-        };
+        let summarize = |name: &str, op: &OpStats| op_summary(name, op, secs, m.sigfig);
         let ops: Vec<OpSummary> = names
             .iter()
             .zip(&m.ops)
