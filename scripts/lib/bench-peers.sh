@@ -82,10 +82,10 @@ run_cql_stress() {
     peer_time cql-stress env TOKIO_WORKER_THREADS="$THREADS" RUST_BACKTRACE=0 "$CQL_STRESS" write "$bound" cl=ONE \
         -col n=1 'size=fixed(100)' -rate threads=128 "${throttle[@]}" -pop "seq=1..${PEER_OPS}" \
         -schema 'replication(factor=1)' -node 127.0.0.1 || return 1
-    local ops secs
+    local ops rate_done
     ops=$(ops_cql_stress)
-    secs=$(awk -F'[: ]+' '/^Total operation time/ { print $(NF-2) * 3600 + $(NF-1) * 60 + $NF }' "$OUT/peer-cql-stress.out")
-    echo "$(per_op "$OUT/time-cql-stress" "$ops") $(awk -v o="$ops" -v s="$secs" 'BEGIN { printf "%.0f", s > 0 ? o / s : 0 }') $(rss_mib cql-stress)"
+    rate_done=$(awk -F: '/^Op rate/ { gsub(/[^0-9.]/, "", $2); print $2 }' "$OUT/peer-cql-stress.out")
+    echo "$(per_op "$OUT/time-cql-stress" "$ops") $rate_done $(rss_mib cql-stress)"
 }
 run_scylla_bench() {
     local rate="$1" n="$2" bound
@@ -115,7 +115,7 @@ peers_section() {
     echo
     echo "- floor: \`target/release/examples/driver_loop --ops N --concurrency 128\`"
     echo "- cqlpulse: \`$BIN run config/bench-fixed.toml --rate RATE --ops N|--duration S --threads $THREADS --no-http\`"
-    [[ -x $CQL_STRESS ]] && echo "- cql-stress ($("$CQL_STRESS" version 2>/dev/null | awk '/Version/ { print $3 }' | head -1) driver): \`cql-stress-cassandra-stress write n=N|duration=S cl=ONE -col n=1 'size=fixed(100)' -rate threads=128 [fixed=RATE/s] -pop seq=1..$PEER_OPS -schema 'replication(factor=1)'\`"
+    [[ -x $CQL_STRESS ]] && echo "- cql-stress $("$CQL_STRESS" version 2>/dev/null | awk '/Version/ { print $3; exit }'): \`cql-stress-cassandra-stress write n=N|duration=S cl=ONE -col n=1 'size=fixed(100)' -rate threads=128 [fixed=RATE/s] -pop seq=1..$PEER_OPS -schema 'replication(factor=1)'\`"
     [[ -x $SCYLLA_BENCH ]] && echo "- scylla-bench: \`scylla-bench -mode write -workload sequential -partition-count N -clustering-row-count 1 -clustering-row-size 100 -concurrency 128 -connection-count 1 -consistency-level one -max-rate RATE [-duration S]\`"
     echo
     echo "| mode | tool | us/op per round | median us/op | vs floor | achieved ops/s (median) | peak RSS MiB |"

@@ -363,6 +363,10 @@ fn malformed_specs_are_refused_with_field_and_reason() {
             "cluster.request_timeout: must be greater than zero",
         ),
         (
+            with("[cluster]\nschema_agreement_timeout = \"0s\""),
+            "cluster.schema_agreement_timeout: must be greater than zero",
+        ),
+        (
             with("[cluster]\nusername = \"u\""),
             "cluster.username: a username needs",
         ),
