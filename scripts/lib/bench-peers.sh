@@ -64,15 +64,15 @@ run_cqlpulse() {
     peer_time cqlpulse "$BIN" run config/bench-fixed.toml --rate "$rate" "${bound[@]}" --threads "$THREADS" \
         --no-http --status-every 0s --summary-json "$json" --log-format json || return 1
     local ops rate_done
-    ops=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ok'])" "$json")
-    rate_done=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['total']['ops_per_second']))" "$json")
+    ops=$(report field "$json" ok)
+    rate_done=$(report field "$json" total.ops_per_second round)
     echo "$(per_op "$OUT/time-cqlpulse" "$ops") $rate_done $(rss_mib cqlpulse)"
 }
 run_floor() {
     local n="$1"
     peer_time floor target/release/examples/driver_loop --ops "$n" --concurrency 128 || return 1
     local rate_done
-    rate_done=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['ops_per_second']))" "$OUT/peer-floor.out")
+    rate_done=$(report field "$OUT/peer-floor.out" ops_per_second round)
     echo "$(per_op "$OUT/time-floor" "$n") $rate_done $(rss_mib floor)"
 }
 run_cql_stress() {
