@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The peers of issue 24, sourced by scripts/bench (`scripts/bench peers [OPS]` runs only this):
 # cqlpulse against the floor (bench/driver_loop.rs), cql-stress (ScyllaDB's Rust
 # cassandra-stress) and scylla-bench on one insert, in interleaved rounds, one client thread
@@ -120,10 +121,10 @@ peers_section() {
     echo
     echo "| mode | tool | us/op per round | median us/op | vs floor | achieved ops/s (median) | peak RSS MiB |"
     echo "|---|---|---|---:|---:|---:|---:|"
-    local rate tool i result floor_median
+    local rate tool result floor_median
     for rate in 0 ${BENCH_RATES:-2000 20000}; do
         declare -A cpu=() achieved=() rss=()
-        for i in $(seq "$REPEAT"); do
+        for _ in $(seq "$REPEAT"); do
             for tool in "${tools[@]}"; do
                 [[ $rate != 0 && $tool == floor ]] && continue
                 local n=$PEER_OPS
