@@ -24,6 +24,8 @@ RI = "[$__rate_interval]"
 # scripts/check-dashboard-data).
 NO_FAILURES = "failed requests only: a healthy run has none"
 NO_ALERTS = "ALERTS exists only once an alert has fired; a healthy run has none"
+NO_VERIFY = "verified reads only: a spec without `verify` on a read op has none"
+NO_PAGES = "reads only: a write-only run fetches no page"
 NO_SCYLLA = "ScyllaDB's own metrics (job scylla): none against Cassandra or without the scrape"
 NO_RECALL = "recall series exist only for ANN ops with [ops.recall] (vector workloads)"
 

@@ -285,6 +285,20 @@ def build(b) -> None:
                  "second, by op.", "short",
                  [T(rate("cqlpulse_payload_bytes_total", SEL_OP, "op"), "{{op}} bytes"),
                   T(rate("cqlpulse_rows_total", SEL_OP, "op"), "{{op}} rows")], w=8)
+    b.timeseries("Verified reads by result",
+                 "Reads that read back a row its write had acknowledged before the read was "
+                 "sent, per second by op and result: ok, missing (the row is gone), mismatch "
+                 "(other values), skipped (nothing acknowledged yet). Any missing or mismatch "
+                 "is acknowledged data lost or changed (CqlpulseDataLost); the log names the "
+                 "first bad keys.", "ops",
+                 [T(rate("cqlpulse_verified_reads_total", SEL_OP, "op, result"),
+                    "{{op}} {{result}}", empty=g.NO_VERIFY)], w=8)
+    b.timeseries("Time per page of reads",
+                 "Service time of successful reads over the pages they fetched, by op: a "
+                 "read of a wide partition takes several pages, each a round trip.", "s",
+                 [T(f"{rate('cqlpulse_paged_read_seconds_total', SEL_OP, 'op')}\n/\n"
+                    f"{rate('cqlpulse_pages_total', SEL_OP, 'op')}", "{{op}}",
+                    empty=g.NO_PAGES)], w=8)
     b.timeseries("Open file descriptors", "Open descriptors against the limit.", "short",
                  [T(f"process_open_fds{{{SEL}}}{W}", "open {{instance}}"),
                   T(f"process_max_fds{{{SEL}}}{W}", "limit {{instance}}")], w=8)

@@ -66,6 +66,23 @@ pub struct InitArgs {
     /// Where to write the spec (default: standard output).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Log in as this user (with --password-env); written into the spec.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the password itself).
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// TLS to the nodes: the CA certificate (PEM) their certificates must lead to.
+    #[arg(long)]
+    pub tls_ca_file: Option<String>,
+    /// Mutual TLS: the client certificate and key (PEM), both or neither.
+    #[arg(long, requires = "tls_key_file")]
+    pub tls_cert_file: Option<String>,
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_key_file: Option<String>,
+    /// Check the nodes' certificates against the CA but not against their addresses.
+    #[arg(long)]
+    pub tls_no_verify_server_name: bool,
 }
 
 #[derive(Debug, Args)]

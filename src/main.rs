@@ -191,7 +191,23 @@ async fn check(args: cli::CheckArgs) -> Result<(), RunError> {
 }
 
 async fn init(args: cli::InitArgs) -> Result<(), RunError> {
-    let spec = cqlpulse::cql::template::from_table(&args.contact_points, &args.from)
+    let access = cqlpulse::cql::init::Access {
+        username: args.username.clone(),
+        password_env: args.password_env.clone(),
+        tls: args.tls_ca_file.as_ref().map(|ca| cqlpulse::spec::TlsSpec {
+            ca_file: ca.clone(),
+            cert_file: args.tls_cert_file.clone(),
+            key_file: args.tls_key_file.clone(),
+            verify_server_name: !args.tls_no_verify_server_name,
+        }),
+    };
+    if access.tls.is_none() && (args.tls_cert_file.is_some() || args.tls_no_verify_server_name) {
+        return Err(RunError::Usage(
+            "--tls-cert-file, --tls-key-file and --tls-no-verify-server-name need --tls-ca-file"
+                .into(),
+        ));
+    }
+    let spec = cqlpulse::cql::template::from_table_with(&args.contact_points, &args.from, &access)
         .await
         .map_err(RunError::Usage)?;
     match &args.output {

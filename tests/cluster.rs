@@ -327,6 +327,7 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
     let started = Instant::now();
     let ks = keyspace("rolling");
     const RATE: f64 = 100.0;
+    // The reads verify: each reads back a write acknowledged before it was sent.
     let spec = spec_file(
         "rolling",
         &table_spec(
@@ -336,7 +337,8 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
             "consistency = \"quorum\"\nretries = 3\nretry_backoff = \"200ms\"",
             3,
             &format!("model = \"chains\"\nchains = 128\nrate = {RATE}\ndrain_timeout = \"30s\""),
-        ),
+        )
+        .replace("weight = 1.0", "weight = 1.0\nverify = \"write\""),
     );
     let summary_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rolling-summary.json");
     let _ = std::fs::remove_file(&summary_path);
@@ -440,6 +442,30 @@ async fn a_soak_survives_a_rolling_restart_and_loses_no_acknowledged_write() {
     if failed == 0 && dropped == 0 && abandoned == 0 {
         assert_eq!(rows, writes_sent, "every write acknowledged and read back");
     }
+    // Verified reads, through the restarts: every row read back was there and equal.
+    let read = &summary["ops"][1];
+    assert_eq!(read["name"], "read");
+    let verified = &read["verified"];
+    let n = |k: &str| {
+        verified[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {verified}"))
+    };
+    eprintln!("rolling restart: verified reads {verified}");
+    assert_eq!(
+        (n("missing"), n("mismatch")),
+        (0, 0),
+        "no acknowledged write lost or changed: {verified}"
+    );
+    assert!(
+        n("ok") >= 1000,
+        "a large number of rows verified: {verified}"
+    );
+    assert_eq!(
+        n("ok") + n("skipped"),
+        read["ok"].as_u64().unwrap(),
+        "every successful verified read has a verdict"
+    );
     drop_test_keyspace(&nodes, &ks).await;
     eprintln!(
         "rolling restart test: {:.0} s",
@@ -578,14 +604,7 @@ ops = 300
 
 /// Sends `signal` (`STOP`, `CONT`) to node `node` (1-based) of the cluster in `CASSANDRA_HOME`.
 fn signal_node(node: usize, signal: &str) {
-    let home = PathBuf::from(
-        std::env::var("CASSANDRA_HOME").expect("CASSANDRA_HOME: the cluster's state folder"),
-    );
-    let dir = if node == 1 {
-        home
-    } else {
-        home.join(format!("node{node}"))
-    };
+    let dir = node_dir(node);
     let pid = std::fs::read_to_string(dir.join("cassandra.pid"))
         .unwrap_or_else(|e| panic!("node {node}'s pid in {}: {e}", dir.display()));
     let ok = std::process::Command::new("kill")
@@ -660,5 +679,182 @@ async fn a_retry_after_a_timeout_goes_to_another_replica() {
         "requests failed: {}",
         summary["total"]["errors_by_kind"]
     );
+    drop_test_keyspace(&nodes, &ks).await;
+}
+
+/// The state folder of node `node` (1-based) of the cluster in `CASSANDRA_HOME`.
+fn node_dir(node: usize) -> PathBuf {
+    let home = PathBuf::from(
+        std::env::var("CASSANDRA_HOME").expect("CASSANDRA_HOME: the cluster's state folder"),
+    );
+    if node == 1 {
+        home
+    } else {
+        home.join(format!("node{node}"))
+    }
+}
+
+/// Lines of a scrape with `node="ADDR"`.
+fn node_series(scrape: &str, addr: &str) -> usize {
+    let label = format!("node=\"{addr}\"");
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&label))
+        .count()
+}
+
+/// A node that leaves the cluster (decommissioned under load) is forgotten once it has been
+/// missing from the driver's metadata for `forget_nodes_after`: its series leave `/metrics` and
+/// `/status`, and its slot goes to the next node that joins (here a new node on the same
+/// address: the old one's data wiped, a new host ID). Without the forgetting its series would
+/// stay (`up = 0`) for the rest of the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_leaves_the_cluster_is_forgotten_and_its_slot_reused() {
+    let nodes = cluster();
+    let _serial = serial().await;
+    let ks = keyspace("leaves");
+    let spec = spec_file(
+        "leaves",
+        &table_spec(
+            "leaves",
+            &ks,
+            &nodes,
+            "request_timeout = \"2s\"\nforget_nodes_after = \"10s\"",
+            2,
+            "model = \"chains\"\nchains = 16\nrate = 100.0",
+        ),
+    );
+    let addr = free_addr();
+    let mut d = Daemon::start(&spec, &addr, &[], &[]);
+    d.wait_ready();
+    let third = &nodes[2];
+    let requests_ok = |s: &serde_json::Value| {
+        node_status(s, third).map_or(0, |n| n["requests_ok"].as_u64().unwrap_or(0))
+    };
+    wait_for(Duration::from_secs(60), "node 3 coordinates", || {
+        requests_ok(&d.status()) > 0
+    });
+    let before = node_series(&get(&addr, "/metrics").1, third);
+    assert!(before > 0, "node 3 has series while it is in the cluster");
+
+    // Out of the ring (RF 2 still met by the two left), then stopped for good.
+    let t = Instant::now();
+    cassandra(&["nodetool", "3", "decommission", "--force"]);
+    cassandra(&["stop-node", "3"]);
+    wait_for(
+        Duration::from_secs(90),
+        "node 3's series gone from /metrics",
+        || node_series(&get(&addr, "/metrics").1, third) == 0,
+    );
+    let gone = t.elapsed();
+    let status = d.status();
+    assert!(node_status(&status, third).is_none(), "{status}");
+    assert!(
+        d.log().contains("node left the cluster's metadata"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.status()["phase"], "running", "{}", d.log());
+
+    // A new node joins on the address: it takes the free slot (no fourth slot, none free).
+    std::fs::remove_dir_all(node_dir(3).join("data")).expect("wipe node 3's data");
+    cassandra(&["start-node", "3"]);
+    wait_for(Duration::from_secs(120), "the new node coordinates", || {
+        requests_ok(&d.status()) > 0
+    });
+    let status = d.status();
+    let listed: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(listed.len(), 3, "the freed slot is reused: {listed:?}");
+    for n in &nodes {
+        assert!(listed.contains(&n.as_str()), "{n} not in {listed:?}");
+    }
+    let scrape = get(&addr, "/metrics").1;
+    assert_eq!(
+        sample(&scrape, &format!("cqlpulse_node_up{{node=\"{third}\"}}")),
+        Some(1.0)
+    );
+    eprintln!(
+        "node 3 left: its {before} series gone {:.1} s after the decommission began",
+        gone.as_secs_f64()
+    );
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
+    drop_test_keyspace(&nodes, &ks).await;
+}
+
+/// Schema set-up through a schema-agreement timeout: node 3 frozen (SIGSTOP: it keeps its
+/// connections, so the driver waits on it for its schema version) right after cqlpulse has
+/// connected, with `schema_agreement_timeout = "3s"`. The driver's wait times out; the set-up
+/// waits again instead of ending the run, and once the node is back the run starts. (A
+/// statement whose coordinator is the frozen node times out and is sent to another.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_setup_waits_through_an_agreement_timeout() {
+    let nodes = cluster();
+    let _serial = serial().await;
+    let ks = keyspace("agree");
+    // Ten more statements: the set-up lasts long enough for the freeze to land in it.
+    let tables: Vec<String> = (0..10)
+        .map(|i| format!("\"CREATE TABLE IF NOT EXISTS t{i} (k int PRIMARY KEY)\", "))
+        .collect();
+    let spec = spec_file(
+        "agree",
+        &table_spec(
+            "agree",
+            &ks,
+            &nodes,
+            "request_timeout = \"2s\"\nschema_agreement_timeout = \"3s\"",
+            3,
+            "model = \"chains\"\nchains = 4\nrate = 50.0",
+        )
+        .replace(
+            "statements = [",
+            &format!("statements = [{}", tables.concat()),
+        ),
+    );
+    let addr = free_addr();
+    let mut d = Daemon::start(&spec, &addr, &[], &[]);
+    wait_for(Duration::from_secs(60), "cqlpulse connected", || {
+        d.log().contains("setting up the schema")
+    });
+    signal_node(3, "STOP");
+    let frozen = Instant::now();
+    let waited_again = |log: &str| {
+        log.contains("do not agree on the schema yet") || log.contains("schema agreement: ")
+    };
+    // Polled here rather than with wait_for: the node is resumed whatever the outcome.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !waited_again(&d.log()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal_node(3, "CONT");
+    let log = d.log();
+    assert!(
+        waited_again(&log),
+        "no agreement timeout waited out within 60 s of the freeze: {log}"
+    );
+    eprintln!(
+        "agreement timed out {:.1} s into the freeze; statements sent again after a timeout: {}",
+        frozen.elapsed().as_secs_f64(),
+        log.matches("sending it again").count()
+    );
+    assert!(
+        !log.contains("running workload"),
+        "the set-up was over before the freeze: {log}"
+    );
+    wait_for(Duration::from_secs(120), "the run started", || {
+        d.child.try_wait().unwrap().is_some() || d.status()["ok"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "cqlpulse gave up: {}",
+        d.log()
+    );
+    d.signal("TERM");
+    assert_eq!(d.wait(Duration::from_secs(60)), Some(0), "{}", d.log());
     drop_test_keyspace(&nodes, &ks).await;
 }

@@ -41,7 +41,13 @@ async fn a_read_fetches_all_its_pages_at_its_own_page_size() {
     let summary = run(&path, vec![set("load.ops", &ROWS.to_string())]).await;
     assert_eq!(summary.ok, ROWS, "{}", summary.table());
     // 2,500 rows in pages of 100 (25 pages), and at the driver's default (5,000: one page).
-    for page_size in ["page_size = 100", "page_size = 999", ""] {
+    // Pages per read: 25 of 100 (and maybe an empty last one, when the rows fill the last
+    // page exactly), 3 of 999, 1 at the default.
+    for (page_size, pages) in [
+        ("page_size = 100", 25..=26),
+        ("page_size = 999", 3..=3),
+        ("", 1..=1),
+    ] {
         let read = format!(
             "[[ops]]\nname = \"slice\"\ncql = \"SELECT * FROM wide WHERE p = ?\"\nargs = [\"p\"]\n{page_size}"
         );
@@ -52,6 +58,18 @@ async fn a_read_fetches_all_its_pages_at_its_own_page_size() {
             summary.ops[0].rows,
             4 * ROWS,
             "{page_size}: every page of every read"
+        );
+        let op = &summary.ops[0];
+        assert!(
+            (4 * pages.start()..=4 * pages.end()).contains(&op.pages),
+            "{page_size}: {} pages of 4 reads",
+            op.pages
+        );
+        let per_page = op.mean_page_time_ms.expect("a time per page");
+        let p50 = op.service_time.as_ref().unwrap().p50_ms;
+        assert!(
+            per_page > 0.0 && per_page <= op.service_time.as_ref().unwrap().max_ms,
+            "{page_size}: {per_page} ms per page, service p50 {p50} ms"
         );
     }
     drop_keyspace(&session().await, &ks).await;

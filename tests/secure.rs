@@ -235,6 +235,89 @@ async fn tls_session(
 mod tls_auth {
     use super::*;
 
+    /// `init --from` through TLS and a login reads the table's schema and writes a spec that
+    /// connects the same way (the user, the variable holding the password, the CA) and passes
+    /// `check --connect`; the password is written nowhere. Without TLS, init names the node.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn init_from_a_table_over_tls_with_a_login_writes_a_spec_that_connects() {
+        let _serial = serial().await;
+        let node = tls_node();
+        let (user, password) = login(&node);
+        let ks = keyspace("init_tls");
+        let ca = node.file("ca.pem");
+        let cluster = format!("username = \"{user}\"\npassword_env = \"{USER_ENV}\"");
+        let made = spec_file(
+            "init-tls-table",
+            &spec(&ks, &node.addr, &cluster, &tls_table(&ca, ""), "ops = 1"),
+        );
+        let env = [(USER_ENV, password.as_str())];
+        let limit = Duration::from_secs(60);
+        let created = cqlpulse(
+            &["check", &made.display().to_string(), "--connect"],
+            &env,
+            limit,
+        );
+        assert!(created.status.success(), "{}", text_of(&created).1);
+
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("init-tls-{ks}.toml"));
+        let from = format!("{ks}.testtable");
+        let init = cqlpulse(
+            &[
+                "init",
+                "--from",
+                &from,
+                "--contact-points",
+                &node.addr,
+                "--username",
+                &user,
+                "--password-env",
+                USER_ENV,
+                "--tls-ca-file",
+                &ca,
+                "-o",
+                &out.display().to_string(),
+            ],
+            &env,
+            limit,
+        );
+        assert!(init.status.success(), "init failed: {}", text_of(&init).1);
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !written.contains(&password),
+            "the password is written nowhere"
+        );
+        for line in [
+            format!("username = \"{user}\""),
+            format!("password_env = \"{USER_ENV}\""),
+            format!("ca_file = \"{ca}\""),
+        ] {
+            assert!(written.contains(&line), "`{line}` in\n{written}");
+        }
+        let check = cqlpulse(
+            &["check", &out.display().to_string(), "--connect"],
+            &env,
+            limit,
+        );
+        let (check_out, check_err) = text_of(&check);
+        assert!(
+            check.status.success(),
+            "the written spec connects: {check_err}"
+        );
+        assert!(check_out.contains(": ok: "), "{check_out}");
+
+        let plain = cqlpulse(
+            &["init", "--from", &from, "--contact-points", &node.addr],
+            &env,
+            limit,
+        );
+        let (_, err) = text_of(&plain);
+        assert!(!plain.status.success());
+        assert!(err.contains(&node.addr), "names the node: {err}");
+        let session = tls_session(&node, &ca, false, Some((&user, &password))).await;
+        let q = format!("DROP KEYSPACE IF EXISTS {ks}");
+        session.query_unpaged(q, ()).await.unwrap();
+    }
+
     /// TLS and a password against the real node: the workload runs to its end, every write
     /// is in the table, and the password shows in none of: the log, `/status`, `/metrics`,
     /// `check` and `check --connect` output, the summary, the reload diff.

@@ -110,14 +110,15 @@ base_distroless() {
         libc6,libgcc-s1,libssl3,netbase,tzdata hooks changes
 }
 
-# The Cassandra stand-in's base: Debian's JDK 17 runtime (the one scripts/cassandra uses) and
-# python3 for scripts/lib/cql.py, the readiness probe. The jars come in a layer on top.
+# The Cassandra stand-in's base: Debian's JDK 17 runtime (the one scripts/cassandra uses), and
+# python3 with Debian's CQL driver for scripts/lib/cql.py, the readiness probe. The jars come
+# in a layer on top.
 base_cassandra() {
-    local name="$1" hooks changes=()
+    local name="$1" hooks changes=() packages=openjdk-17-jre-headless,python3,python3-cassandra,hostname
     # The JDK's maintainer script links its manual pages, in a folder the slim options skip.
     hooks=(--essential-hook='mkdir -p "$1/usr/share/man/man1"')
-    make_base "$name" "$(recipe_hash cassandra 1 "${hooks[@]}")" minbase \
-        openjdk-17-jre-headless,python3,hostname hooks changes
+    make_base "$name" "$(recipe_hash cassandra "$packages" "${hooks[@]}")" minbase \
+        "$packages" hooks changes
 }
 
 # The Prometheus stand-in: Debian's package (prom/prometheus cannot be pulled), laid out like

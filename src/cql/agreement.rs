@@ -1,32 +1,63 @@
 //! Schema set-up through a slow schema agreement. After each DDL statement the driver waits
-//! (up to its 60 s) for every node to report the same schema version, and fails the statement
-//! when they do not in time, although the coordinator applied it. A node that is restarting,
-//! or a cluster busy with compaction, can take longer; the set-up statements are idempotent
-//! (`IF NOT EXISTS`, `IF EXISTS`), so such a failure is not the end: wait for agreement again,
-//! a few times, and only then give up.
+//! (up to `cluster.schema_agreement_timeout`, 60 s) for every node to report the same schema
+//! version, and fails the statement when they do not in time, although the coordinator
+//! applied it. A node that is restarting, or a cluster busy with compaction, can take longer;
+//! the set-up statements are idempotent (`IF NOT EXISTS`, `IF EXISTS`), so such a failure is
+//! not the end: wait for agreement again, a few times, and only then give up. A statement
+//! whose coordinator does not answer in time (a frozen node keeps its connections) is sent
+//! again, to the next node of the driver's round robin; that what it creates exists then
+//! means that the first attempt applied it.
 
 use std::future::Future;
 
 use scylla::client::session::Session;
-use scylla::errors::{ExecutionError, SchemaAgreementError};
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError, SchemaAgreementError};
 
 /// Waits for agreement after the driver's own wait this many times more, at most.
 pub const AGREEMENT_RETRIES: u32 = 4;
+/// Sends a statement again after a client timeout this many times, at most.
+pub const TIMEOUT_RETRIES: u32 = 4;
 
-/// Runs one set-up statement; an agreement that did not come in time is waited for again.
+/// Runs one set-up statement; an agreement that did not come in time is waited for again,
+/// and a statement that timed out is sent again.
 pub async fn ddl(session: &Session, cql: &str) -> Result<(), ExecutionError> {
-    match session.query_unpaged(cql, ()).await {
-        Ok(_) => Ok(()),
-        Err(ExecutionError::SchemaAgreementError(e)) if may_still_come(&e) => {
-            tracing::warn!(
-                "`{cql}` is applied, but the nodes do not agree on the schema yet ({e}): waiting again"
-            );
-            wait(session)
-                .await
-                .map_err(ExecutionError::SchemaAgreementError)
+    let mut timeouts = 0;
+    loop {
+        match session.query_unpaged(cql, ()).await {
+            Ok(_) => return Ok(()),
+            Err(ExecutionError::SchemaAgreementError(e)) if may_still_come(&e) => {
+                tracing::warn!(
+                    "`{cql}` is applied, but the nodes do not agree on the schema yet ({e}): waiting again"
+                );
+                return wait(session)
+                    .await
+                    .map_err(ExecutionError::SchemaAgreementError);
+            }
+            Err(ExecutionError::RequestTimeout(t)) if timeouts < TIMEOUT_RETRIES => {
+                timeouts += 1;
+                tracing::warn!(
+                    "`{cql}`: no answer within {} ms (its coordinator may be down or frozen): \
+                     sending it again ({} more after this at most)",
+                    t.as_millis(),
+                    TIMEOUT_RETRIES - timeouts
+                );
+            }
+            Err(e) if timeouts > 0 && already_exists(&e) => return Ok(()),
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
     }
+}
+
+/// Whether a statement failed because what it creates exists (after a timed-out attempt of
+/// it: that attempt applied it).
+fn already_exists(e: &ExecutionError) -> bool {
+    matches!(
+        e,
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::AlreadyExists { .. },
+            _
+        ))
+    )
 }
 
 /// Waits for schema agreement, again after each timeout, up to [`AGREEMENT_RETRIES`] more times.

@@ -6,12 +6,15 @@ mod agreement;
 pub mod cqltype;
 pub mod encode;
 mod errors;
+pub mod expect;
 mod indexes;
+pub mod init;
 pub mod nodes;
 mod refusal;
 mod row;
 mod session;
 pub mod template;
+pub mod verify;
 
 pub use errors::{ErrorKind, classify};
 pub use nodes::Tracking;

@@ -19,6 +19,7 @@ use scylla::statement::prepared::PreparedStatement;
 use super::nodes::{NodeTracking, Tracking};
 use super::refusal::{self, Verdict};
 use super::row::{Arg, Marker, bind_args};
+use super::verify::{VerifyRead, verify_read};
 use crate::plan::{ClusterPlan, Plan};
 use crate::spec::{BatchKind, SchemaMode};
 
@@ -29,6 +30,8 @@ pub struct PreparedOp {
     pub batch: Option<Batch>,
     /// What each bind marker binds.
     pub args: Vec<Arg>,
+    /// For a verified read: how it binds and compares its write's rows.
+    pub verify: Option<VerifyRead>,
 }
 
 pub struct Prepared {
@@ -67,6 +70,7 @@ pub async fn connect(cluster: &ClusterPlan, tracking: &Tracking) -> Result<Sessi
     let mut builder = SessionBuilder::new()
         .known_nodes(&cluster.contact_points)
         .connection_timeout(cluster.connect_timeout)
+        .schema_agreement_timeout(cluster.schema_agreement_timeout)
         .pool_size(PoolSize::PerShard(per_shard))
         .default_execution_profile_handle(profile.into_handle());
     if let Some(login) = &cluster.credentials {
@@ -209,6 +213,7 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let mut ops = Vec::with_capacity(plan.ops.len());
+    let mut all_markers = Vec::with_capacity(plan.ops.len());
     for (i, op) in plan.ops.iter().enumerate() {
         let mut statement = session
             .prepare(op.cql.as_str())
@@ -224,8 +229,9 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
         if let Some(l) = &speculative {
             statement.set_history_listener(l.clone());
         }
-        let args =
-            bind_args(plan, i, &markers(session, &statement), now_ms).map_err(|m| anyhow!(m))?;
+        let op_markers = markers(session, &statement);
+        let args = bind_args(plan, i, &op_markers, now_ms).map_err(|m| anyhow!(m))?;
+        all_markers.push(op_markers);
         let batch = op.batch.map(|(size, kind)| {
             let mut b = Batch::new(match kind {
                 BatchKind::Logged => BatchType::Logged,
@@ -248,9 +254,32 @@ pub async fn prepare(session: &Session, plan: &Plan, tracking: &Tracking) -> Res
             statement,
             batch,
             args,
+            verify: None,
         });
     }
+    bind_verified(plan, &mut ops, &all_markers)?;
     Ok(Prepared { ops })
+}
+
+/// Verified reads bind their write's generators: called once every write is prepared.
+fn bind_verified(plan: &Plan, ops: &mut [PreparedOp], markers: &[Vec<Marker>]) -> Result<()> {
+    for i in 0..ops.len() {
+        let Some(w) = plan.ops[i].verify else {
+            continue;
+        };
+        let (read, write) = (&ops[i], &ops[w]);
+        let v = verify_read(
+            plan,
+            i,
+            &read.statement,
+            &markers[i],
+            &markers[w],
+            &write.args,
+        )
+        .map_err(|m| anyhow!(m))?;
+        ops[i].verify = v;
+    }
+    Ok(())
 }
 
 /// The statement's bind markers, with their columns' schema types when the driver knows them.

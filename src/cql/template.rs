@@ -11,6 +11,7 @@ use std::fmt::Write;
 use scylla::cluster::metadata::{CollectionType, ColumnKind, ColumnType, NativeType, Table};
 
 use super::cqltype::{cql_type, default_spec};
+use super::init::Access;
 use crate::spec::{GenSpec, SizeSpec};
 
 /// Partitions the key generators cover, and rows per partition of a clustered table.
@@ -19,6 +20,17 @@ const ROWS_PER_PARTITION: i64 = 100;
 
 /// The spec for `keyspace.table` as TOML, with `contact_points`.
 pub fn render(keyspace: &str, name: &str, table: &Table, contact_points: &[String]) -> String {
+    render_with(keyspace, name, table, contact_points, &Access::default())
+}
+
+/// [`render`], connecting with `access` (its login in `[cluster]`, its `[cluster.tls]`).
+pub fn render_with(
+    keyspace: &str,
+    name: &str,
+    table: &Table,
+    contact_points: &[String],
+    access: &Access,
+) -> String {
     let mut out = String::new();
     let columns = ordered_columns(table);
     let w = &mut out;
@@ -42,6 +54,7 @@ pub fn render(keyspace: &str, name: &str, table: &Table, contact_points: &[Strin
         "contact_points = [{}]  # the nodes to connect to",
         points.join(", ")
     );
+    let _ = write!(w, "{}", access.cluster_lines());
     let _ = writeln!(
         w,
         "consistency = \"local_quorum\"  # every op's, unless the op sets its own\n"
@@ -79,6 +92,7 @@ pub fn render(keyspace: &str, name: &str, table: &Table, contact_points: &[Strin
         w,
         "ops = 60000  # how many ops (a minute at the rate); or duration = \"10m\" instead"
     );
+    out += &access.tls_table();
     out
 }
 
@@ -430,15 +444,19 @@ fn write_reads(
 
 /// Connects to `contact_points`, reads `from` (`keyspace.table`) and renders its spec.
 pub async fn from_table(contact_points: &[String], from: &str) -> Result<String, String> {
+    from_table_with(contact_points, from, &Access::default()).await
+}
+
+/// [`from_table`] through a login and TLS, written into the spec too.
+pub async fn from_table_with(
+    contact_points: &[String],
+    from: &str,
+    access: &Access,
+) -> Result<String, String> {
     let Some((keyspace, table)) = from.split_once('.') else {
         return Err(format!("--from `{from}`: expected keyspace.table"));
     };
-    let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_nodes(contact_points)
-        .connection_timeout(std::time::Duration::from_secs(5))
-        .build()
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", contact_points.join(", ")))?;
+    let session = access.connect(contact_points).await?;
     let state = session.get_cluster_state();
     let ks = state.get_keyspace(keyspace).ok_or_else(|| {
         let mut known: Vec<&str> = state.keyspaces_iter().map(|(k, _)| k).collect();
@@ -456,5 +474,5 @@ pub async fn from_table(contact_points: &[String], from: &str) -> Result<String,
             known.join(", ")
         )
     })?;
-    Ok(render(keyspace, table, t, contact_points))
+    Ok(render_with(keyspace, table, t, contact_points, access))
 }

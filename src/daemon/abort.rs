@@ -29,7 +29,7 @@ pub async fn watch(
             _ = stop.cancelled() => return None,
         }
         let s = snapshots.borrow_and_update().clone();
-        let ok: u64 = s.ops.iter().map(|o| o.ok).sum();
+        let ok = s.ok();
         let err = s.errors();
         // Between two snapshots without a success, every error extends the streak.
         if ok == last_ok {

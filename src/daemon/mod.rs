@@ -129,8 +129,10 @@ pub struct RunOptions {
 pub struct Shared {
     pub control: Arc<Control>,
     pub plan: RwLock<Arc<Plan>>,
-    pub phase: watch::Sender<Phase>,
-    pub ready: AtomicBool,
+    phase: watch::Sender<Phase>,
+    ready: AtomicBool,
+    /// Asks the aggregator for a snapshot with fresh gauges (see [`Handle::refresh`]).
+    refresh: Arc<Notify>,
     pub reloads_applied: AtomicU64,
     pub reloads_rejected: AtomicU64,
     /// Held through a reload: a SIGHUP and an HTTP reload at once must not both diff against
@@ -167,6 +169,7 @@ impl Shared {
             plan: RwLock::new(plan),
             phase,
             ready: AtomicBool::new(false),
+            refresh: Arc::new(Notify::new()),
             reloads_applied: AtomicU64::new(0),
             reloads_rejected: AtomicU64::new(0),
             reloading: std::sync::Mutex::new(()),
@@ -179,17 +182,50 @@ impl Shared {
         }
     }
 
-    /// The engine's gauges, read live (cheap: a scrape or `/status` takes them fresh).
-    pub fn gauges(&self) -> Gauges {
+    /// The engine's gauges, read by the aggregator into each snapshot (readers read them
+    /// there, never here: the snapshot is the one source).
+    fn gauges(&self) -> Gauges {
         let settings = self.control.settings();
         Gauges {
             phase: *self.phase.borrow(),
+            ready: self.ready.load(Ordering::Relaxed),
             paused: settings.paused(),
             target_rate: self.control.target_rate(),
+            stage: self.control.stage(),
+            concurrency: settings.concurrency,
+            max_in_flight: settings.max_in_flight,
             in_flight_limit: settings.in_flight_limit(self.control.model()) as u64,
             reloads_applied: self.reloads_applied.load(Ordering::Relaxed),
             reloads_rejected: self.reloads_rejected.load(Ordering::Relaxed),
         }
+    }
+
+    /// Moves the run to `phase` (ready only while running) and has the gauges republished.
+    fn set_phase(&self, phase: Phase) {
+        self.ready.store(phase == Phase::Running, Ordering::Relaxed);
+        self.phase.send_replace(phase);
+        self.gauges_changed();
+    }
+
+    /// Moves a running run to `draining`; nothing else (this may come after the run is done).
+    fn drain(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+        let moved = self.phase.send_if_modified(|p| {
+            let running = *p == Phase::Running;
+            if running {
+                *p = Phase::Draining;
+            }
+            running
+        });
+        if moved {
+            self.gauges_changed();
+        }
+    }
+
+    /// Has the aggregator republish its snapshot with fresh gauges; to wait until it has,
+    /// see [`Handle::refresh`].
+    pub fn gauges_changed(&self) {
+        self.refresh.notify_one();
     }
 
     /// The driver's view of the cluster; sampled by the aggregator with each snapshot. Every
@@ -246,6 +282,7 @@ impl Shared {
             &self.reloads_rejected
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.gauges_changed();
         match &result {
             Ok(r) => tracing::info!("reload {}: {r}", r.result()),
             Err(e) => tracing::warn!("reload rejected: {e}"),
@@ -282,6 +319,22 @@ pub struct Handle {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
 }
 
+impl Handle {
+    /// The snapshot in force; every reader renders from it alone.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Waits (at most a second) until a snapshot taken after this call is published, so a
+    /// control route's answer and the next read show its change.
+    pub async fn refresh(&self) {
+        let mut rx = self.snapshots.clone();
+        rx.mark_unchanged();
+        self.shared.gauges_changed();
+        let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
+    }
+}
+
 /// Runs `loaded` to its end, or until `shutdown` is cancelled (then drains). `serve` is given
 /// the run's handle before connecting, to start HTTP; it returns a future that ends when
 /// HTTP has stopped, and HTTP stops when the `CancellationToken` it is given is cancelled.
@@ -308,6 +361,7 @@ where
     let cfg = AggregatorConfig {
         status_every: opts.status_every,
         hdr_log,
+        refresh: shared.refresh.clone(),
         ..AggregatorConfig::for_plan(&plan)
     };
     let s = shared.clone();
@@ -326,9 +380,11 @@ where
         .clone()
         .map(|n| tokio::spawn(reload_on(n, shared.clone())));
 
-    let outcome = connect_and_run(&shared, plan, reports, &shutdown, snapshots).await;
-    shared.ready.store(false, Ordering::Relaxed);
-    shared.phase.send_replace(Phase::Done);
+    // The aggregator ends when the last report sender is gone: this one goes once the phase
+    // is `done`, so the last snapshot says so.
+    let outcome = connect_and_run(&shared, plan, reports.clone(), &shutdown, snapshots).await;
+    shared.set_phase(Phase::Done);
+    drop(reports);
     let summary = aggregation.await.context("the aggregator failed")?;
     if let Some(r) = reloader {
         r.abort();
@@ -399,16 +455,19 @@ async fn connect_and_run(
         shutdown.cancelled().await;
         return Ok(());
     }
-    shared.phase.send_replace(Phase::Connecting);
+    shared.set_phase(Phase::Connecting);
     let Some(session) = connect_with_backoff(&plan, &shared.tracking, shutdown).await? else {
         return Ok(()); // stopped before connecting: nothing ran, nothing failed
     };
     let session = Arc::new(session);
     let _ = shared.session.set(session.clone());
+    tracing::info!(
+        "connected ({} nodes known): setting up the schema",
+        session.get_cluster_state().get_nodes_info().len()
+    );
     cql::setup_schema(&session, &plan).await?;
     let prepared = Arc::new(cql::prepare(&session, &plan, &shared.tracking).await?);
-    shared.ready.store(true, Ordering::Relaxed);
-    shared.phase.send_replace(Phase::Running);
+    shared.set_phase(Phase::Running);
     tracing::info!(
         "running workload `{}`: model {}, in-flight limit {}, target rate {}",
         plan.name,
@@ -420,30 +479,27 @@ async fn connect_and_run(
             _ => "unthrottled or paused".into(),
         }
     );
+    // The writes that verified reads and recall checks read back: recorded by the lanes, read
+    // by the executor's verifier and the recall checker alike.
+    let acked = engine::acked::trackers(&plan);
     // The recall checker's thread ends once the executor (its queue's sender) is gone; its
     // last reports reach the aggregator before the summary (it holds a report sender).
-    let recall = engine::recall::Probe::start(&plan, reports.clone()).map(|(probe, _)| probe);
-    let executor = Arc::new(CqlExecutor {
-        plan: plan.clone(),
+    let recall =
+        engine::recall::Probe::start(&plan, &acked, reports.clone()).map(|(probe, _)| probe);
+    let executor = Arc::new(CqlExecutor::new(
+        plan.clone(),
         session,
         prepared,
+        acked,
         recall,
-    });
+    ));
     let stop = shutdown.child_token();
     let abort = tokio::spawn(abort::watch(plan.load.abort, snapshots, stop.clone()));
     let phase = shared.clone();
     let draining = stop.clone();
     tokio::spawn(async move {
         draining.cancelled().await;
-        phase.ready.store(false, Ordering::Relaxed);
-        // Only from running: this task may wake after the run is already done.
-        phase.phase.send_if_modified(|p| {
-            let running = *p == Phase::Running;
-            if running {
-                *p = Phase::Draining;
-            }
-            running
-        });
+        phase.drain();
     });
     engine::run(
         executor,

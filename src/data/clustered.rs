@@ -10,10 +10,9 @@
 //! dimension share them, so stored points and query points can come from generators of their
 //! own and still fall around the same centres.
 
-use super::compose::MAX_ELEMENTS;
 use super::dist::standard_normal;
 use super::hash::mix;
-use super::{bounded, hash3};
+use super::{MAX_ELEMENTS, bounded, hash3};
 
 /// Salts of the hashes behind a centre's coordinates and a point's centre.
 const CENTRE: u64 = 0x3C6E_F372_FE94_F82B;

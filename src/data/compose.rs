@@ -11,11 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::hash::mix;
-use super::{Generator, Value, bounded, hash3};
+use super::{Generator, MAX_ELEMENTS, Value, bounded, hash3};
 use crate::spec::{CountSpec, GenSpec};
-
-/// The most elements a collection generator makes (Cassandra's own limit is 65,535).
-pub const MAX_ELEMENTS: u32 = 65_535;
 
 /// Salts of the hashes that decide a part's position, a size, and a sparse column's nulls.
 const FIELD: u64 = 0xA076_1D64_78BD_642F;

@@ -13,8 +13,12 @@ pub mod compose;
 mod dist;
 mod hash;
 
-pub use compose::{Count, Datum, MAX_ELEMENTS, build_all};
+pub use compose::{Count, Datum, build_all};
 pub use hash::{mix, unit};
+
+/// The most elements a collection generator makes (Cassandra's own limit is 65,535); element
+/// `j` of op index `i` is drawn at index `i * MAX_ELEMENTS + j` (see [`compose`]).
+pub const MAX_ELEMENTS: u32 = 65_535;
 
 use std::sync::Arc;
 
@@ -183,6 +187,60 @@ impl Generator {
 
     /// The generator of a scalar spec; `None` for a composite one.
     pub fn scalar(spec: &GenSpec, seed: u64, now_ms: i64) -> Option<Generator> {
+        if let Some(g) = Self::integer(spec) {
+            return Some(g);
+        }
+        Some(match *spec {
+            GenSpec::Text { size } => Self::bytes(ValueKind::Text, size, seed),
+            GenSpec::Blob { size } => Self::bytes(ValueKind::Blob, size, seed),
+            GenSpec::Uuid {} => Generator::Uuid,
+            GenSpec::Timeuuid { start_ms } => Generator::Timeuuid {
+                start_ms: start_ms.unwrap_or(now_ms),
+                node: mix(seed),
+            },
+            GenSpec::Timestamp { start_ms, step_ms } => Generator::Timestamp {
+                start_ms: start_ms.unwrap_or(now_ms),
+                step_ms,
+            },
+            GenSpec::Float { min, max } => Generator::Float {
+                min,
+                span: max - min,
+            },
+            GenSpec::Gaussian { mean, stddev } => Generator::Gaussian { mean, stddev },
+            // Rows per partition from a fixed count or a range (a generator's count is refused
+            // by the plan): a partition spans the largest size, a clustering key cycles within it.
+            GenSpec::Partition { ref rows, start } => {
+                let (_, max) = rows_bounds(rows)?;
+                Generator::Partition {
+                    start,
+                    block: u64::from(max.max(1)),
+                }
+            }
+            GenSpec::Clustering { ref rows } => {
+                let (min, max) = rows_bounds(rows)?;
+                Generator::Clustering {
+                    min: u64::from(min.max(1)),
+                    block: u64::from(max.max(1)),
+                }
+            }
+            GenSpec::Sequence { .. }
+            | GenSpec::Uniform { .. }
+            | GenSpec::Zipf { .. }
+            | GenSpec::Normal { .. }
+            | GenSpec::Hotspot { .. }
+            | GenSpec::List { .. }
+            | GenSpec::Set { .. }
+            | GenSpec::Map { .. }
+            | GenSpec::Tuple { .. }
+            | GenSpec::Udt { .. }
+            | GenSpec::Vector { .. }
+            | GenSpec::Clustered { .. }
+            | GenSpec::Sparse { .. } => return None,
+        })
+    }
+
+    /// The generator of an integer distribution; `None` for any other spec.
+    fn integer(spec: &GenSpec) -> Option<Generator> {
         Some(match *spec {
             GenSpec::Sequence { start } => Generator::Sequence { start },
             GenSpec::Uniform { min, max } => Generator::Uniform {
@@ -224,46 +282,7 @@ impl Generator {
                     hot_probability,
                 }
             }
-            GenSpec::Text { size } => Self::bytes(ValueKind::Text, size, seed),
-            GenSpec::Blob { size } => Self::bytes(ValueKind::Blob, size, seed),
-            GenSpec::Uuid {} => Generator::Uuid,
-            GenSpec::Timeuuid { start_ms } => Generator::Timeuuid {
-                start_ms: start_ms.unwrap_or(now_ms),
-                node: mix(seed),
-            },
-            GenSpec::Timestamp { start_ms, step_ms } => Generator::Timestamp {
-                start_ms: start_ms.unwrap_or(now_ms),
-                step_ms,
-            },
-            GenSpec::Float { min, max } => Generator::Float {
-                min,
-                span: max - min,
-            },
-            GenSpec::Gaussian { mean, stddev } => Generator::Gaussian { mean, stddev },
-            // Rows per partition from a fixed count or a range (a generator's count is refused
-            // by the plan): a partition spans the largest size, a clustering key cycles within it.
-            GenSpec::Partition { ref rows, start } => {
-                let (_, max) = rows_bounds(rows)?;
-                Generator::Partition {
-                    start,
-                    block: u64::from(max.max(1)),
-                }
-            }
-            GenSpec::Clustering { ref rows } => {
-                let (min, max) = rows_bounds(rows)?;
-                Generator::Clustering {
-                    min: u64::from(min.max(1)),
-                    block: u64::from(max.max(1)),
-                }
-            }
-            GenSpec::List { .. }
-            | GenSpec::Set { .. }
-            | GenSpec::Map { .. }
-            | GenSpec::Tuple { .. }
-            | GenSpec::Udt { .. }
-            | GenSpec::Vector { .. }
-            | GenSpec::Clustered { .. }
-            | GenSpec::Sparse { .. } => return None,
+            _ => return None,
         })
     }
 
@@ -367,31 +386,9 @@ impl Generator {
                 hot,
                 span,
                 hot_probability,
-            } => {
-                let offset = if unit(h) < *hot_probability || hot == span {
-                    bounded(mix(h), *hot)
-                } else {
-                    hot + bounded(mix(h), span - hot)
-                };
-                Value::Int(min.wrapping_add(offset as i64))
-            }
-            Generator::Bytes { min, max, pool, .. } => {
-                let len = if max > min {
-                    min + bounded(h, (max - min + 1) as u64) as usize
-                } else {
-                    *min
-                };
-                let start = bounded(mix(h), (pool.len() - max) as u64) as usize;
-                Value::Bytes(&pool[start..start + len])
-            }
-            Generator::Uuid => {
-                let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&h.to_be_bytes());
-                b[8..].copy_from_slice(&mix(h).to_be_bytes());
-                b[6] = (b[6] & 0x0f) | 0x40; // version 4
-                b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-                Value::Uuid(b)
-            }
+            } => Value::Int(min.wrapping_add(hotspot(h, *hot, *span, *hot_probability) as i64)),
+            Generator::Bytes { min, max, pool, .. } => Value::Bytes(slice_of(h, *min, *max, pool)),
+            Generator::Uuid => Value::Uuid(uuid_v4(h)),
             Generator::Timeuuid { start_ms, node } => {
                 Value::Uuid(timeuuid(*start_ms, index, *node))
             }
@@ -430,6 +427,39 @@ impl Generator {
             | Generator::Vector { .. } => Value::Composite,
         }
     }
+}
+
+/// A hotspot's offset: in the first `hot` of `span` values with `hot_probability`.
+#[inline]
+fn hotspot(h: u64, hot: u64, span: u64, hot_probability: f64) -> u64 {
+    if unit(h) < hot_probability || hot == span {
+        bounded(mix(h), hot)
+    } else {
+        hot + bounded(mix(h), span - hot)
+    }
+}
+
+/// `min..=max` bytes of the pool, from a position drawn from `h`.
+#[inline]
+fn slice_of(h: u64, min: usize, max: usize, pool: &[u8]) -> &[u8] {
+    let len = if max > min {
+        min + bounded(h, (max - min + 1) as u64) as usize
+    } else {
+        min
+    };
+    let start = bounded(mix(h), (pool.len() - max) as u64) as usize;
+    &pool[start..start + len]
+}
+
+/// A version 4 UUID of RFC 4122 made of `h`.
+#[inline]
+fn uuid_v4(h: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&h.to_be_bytes());
+    b[8..].copy_from_slice(&mix(h).to_be_bytes());
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    b
 }
 
 /// The number of rows of partition `p` (of `block` op indices): `min..=block`, a pure

@@ -29,10 +29,10 @@
 //! verifies its own writes. A batched write records its op index `i`; the caller expands it to
 //! the rows `i * size ..` it wrote.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use crate::plan::IndexMap;
+use crate::plan::{IndexMap, Plan};
 
 /// Op numbers per page of bits (2^20: 16,384 words, 128 KiB).
 pub const PAGE_OPS: u64 = 1 << 20;
@@ -56,6 +56,21 @@ pub struct Acked {
     acknowledged: AtomicU64,
     failed: AtomicU64,
     untracked: AtomicU64,
+}
+
+/// One tracker per write op that a verified read (`verify`) or a recall check
+/// (`[ops.recall]`) reads back, `None` for every other op: the lanes record into these, and the
+/// readers read the same ones.
+pub fn trackers(plan: &Plan) -> Vec<Option<Arc<Acked>>> {
+    (0..plan.ops.len())
+        .map(|w| {
+            let read_back = plan
+                .ops
+                .iter()
+                .any(|o| o.verify == Some(w) || o.recall.as_ref().is_some_and(|r| r.writer == w));
+            read_back.then(|| Arc::new(Acked::new(plan.load.index_map)))
+        })
+        .collect()
 }
 
 impl Acked {

@@ -13,24 +13,92 @@ use scylla::response::query_result::QueryRowsResult;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
 
+use super::acked::Acked;
 use super::recall::{Job, Probe};
+use super::verify::Verifier;
 use crate::cql::{BoundRow, ErrorKind, Prepared, classify};
 use crate::plan::{OpKind, Plan};
+use crate::stats::Verdict;
 
-/// Rows returned and bytes of bound values sent.
-pub type Outcome = Result<(u64, u64), ErrorKind>;
+/// What a request that succeeded did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Done {
+    /// Rows returned (reads).
+    pub rows: u64,
+    /// Bytes of bound values sent.
+    pub bytes: u64,
+    /// Pages fetched (reads).
+    pub pages: u32,
+    /// What a verified read found.
+    pub verdict: Verdict,
+}
+
+impl Done {
+    /// A write that sent `bytes` of bound values.
+    pub fn written(bytes: u64) -> Done {
+        Done {
+            rows: 0,
+            bytes,
+            pages: 0,
+            verdict: Verdict::None,
+        }
+    }
+}
+
+pub type Outcome = Result<Done, ErrorKind>;
 
 pub trait Executor: Send + Sync + 'static {
     /// Sends op `op` with the values of op index `index`, once (retries are the lane's).
     fn execute(&self, op: usize, index: u64) -> impl Future<Output = Outcome> + Send;
+
+    /// The acknowledgements of op `op`, when a verified read reads it back: the lane records
+    /// each of its op indices' final outcome there.
+    fn acked(&self, _op: usize) -> Option<&Acked> {
+        None
+    }
 }
 
 pub struct CqlExecutor {
     pub plan: Arc<Plan>,
     pub session: Arc<Session>,
     pub prepared: Arc<Prepared>,
+    /// Per op: its acknowledgements when a verified read reads it back.
+    acked: Vec<Option<Arc<Acked>>>,
+    /// Per op: how it verifies, for a verified read.
+    verifiers: Vec<Option<Verifier>>,
     /// The recall checker's probe, when an op has `[ops.recall]`.
-    pub recall: Option<Arc<Probe>>,
+    recall: Option<Arc<Probe>>,
+}
+
+impl CqlExecutor {
+    /// The executor of `plan`: `acked` is [`trackers`](super::acked::trackers) of the plan,
+    /// shared with `recall`'s checker.
+    pub fn new(
+        plan: Arc<Plan>,
+        session: Arc<Session>,
+        prepared: Arc<Prepared>,
+        acked: Vec<Option<Arc<Acked>>>,
+        recall: Option<Arc<Probe>>,
+    ) -> CqlExecutor {
+        let verifiers = prepared
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let v = p.verify.as_ref()?;
+                let a = acked[v.write].clone()?;
+                Some(Verifier::new(&plan, i, v.clone(), a))
+            })
+            .collect();
+        CqlExecutor {
+            plan,
+            session,
+            prepared,
+            acked,
+            verifiers,
+            recall,
+        }
+    }
 }
 
 impl Executor for CqlExecutor {
@@ -39,21 +107,29 @@ impl Executor for CqlExecutor {
         let op_plan = &plan.ops[op];
         let prepared = &self.prepared.ops[op];
         match &prepared.batch {
-            None if op_plan.kind == OpKind::Read => {
-                let row = BoundRow::new(plan.seed, &prepared.args, index);
-                match &self.recall {
-                    Some(p) if p.sampled(op, index) => {
-                        let mut keys = Vec::new();
-                        let read = self.read_all_pages(&prepared.statement, &row, Some(&mut keys));
-                        let outcome = read.await;
-                        if outcome.is_ok() {
-                            p.submit(Job { op, index, keys });
+            None if op_plan.kind == OpKind::Read => match &self.verifiers[op] {
+                Some(v) => self.verified_read(v, &prepared.statement, index).await,
+                None => {
+                    let row = BoundRow::new(plan.seed, &prepared.args, index);
+                    match &self.recall {
+                        Some(p) if p.sampled(op, index) => {
+                            let mut keys = Vec::new();
+                            let mut collect = |r: &QueryRowsResult| first_column_keys(r, &mut keys);
+                            let read = self.read_all_pages(&prepared.statement, &row, &mut collect);
+                            let outcome = read.await;
+                            if outcome.is_ok() {
+                                p.submit(Job { op, index, keys });
+                            }
+                            outcome
                         }
-                        outcome
+                        _ => {
+                            let mut count = |_: &QueryRowsResult| {};
+                            self.read_all_pages(&prepared.statement, &row, &mut count)
+                                .await
+                        }
                     }
-                    _ => self.read_all_pages(&prepared.statement, &row, None).await,
                 }
-            }
+            },
             None => {
                 let row = BoundRow::new(plan.seed, &prepared.args, index);
                 // Boxed: the driver's future is large, and unboxed it is copied into every
@@ -61,15 +137,8 @@ impl Executor for CqlExecutor {
                 let result =
                     Box::pin(self.session.execute_unpaged(&prepared.statement, &row)).await;
                 let bytes = row.bytes.load(Ordering::Relaxed) as u64;
-                if let Some(acked) = self.recall.as_ref().and_then(|p| p.acked(op)) {
-                    // Final: a success is never retried, and a failure is retried as the
-                    // same index (recorded when it succeeds).
-                    if result.is_ok() {
-                        acked.record(index, true);
-                    }
-                }
                 result.map_err(|e| classify(&e))?;
-                Ok((0, bytes))
+                Ok(Done::written(bytes))
             }
             Some(batch) => {
                 // Op index i of a batched op binds indices i*size .. i*size+size-1, so a
@@ -81,40 +150,75 @@ impl Executor for CqlExecutor {
                 let result = Box::pin(self.session.batch(batch, &rows)).await;
                 let bytes: usize = rows.iter().map(|r| r.bytes.load(Ordering::Relaxed)).sum();
                 result.map_err(|e| classify(&e))?;
-                Ok((0, bytes as u64))
+                Ok(Done::written(bytes as u64))
             }
         }
+    }
+
+    fn acked(&self, op: usize) -> Option<&Acked> {
+        self.acked[op].as_deref()
     }
 }
 
 impl CqlExecutor {
-    /// A read, page after page until the last (each page of the op's page size): the rows of
-    /// all pages, and the bound values' bytes of every page request. The lane's deadline and
-    /// service time cover the whole read. With `keys` (a sampled ANN query), the first column
-    /// of each row, an integer key, is collected for the recall checker.
+    /// A read, page after page until the last (each page of the op's page size): the rows and
+    /// pages of all pages, and the bound values' bytes of every page request; `inspect` sees
+    /// each page's rows. The lane's deadline and service time cover the whole read.
     async fn read_all_pages(
         &self,
         statement: &PreparedStatement,
         row: &BoundRow<'_>,
-        mut keys: Option<&mut Vec<i64>>,
+        inspect: &mut (dyn FnMut(&QueryRowsResult) + Send),
     ) -> Outcome {
-        let (mut rows, mut bytes) = (0u64, 0u64);
+        let (mut rows, mut bytes, mut pages) = (0u64, 0u64, 0u32);
         let mut paging = PagingState::start();
         loop {
             // Boxed, as the unpaged request (see `execute`).
             let page = Box::pin(self.session.execute_single_page(statement, row, paging)).await;
             bytes += row.bytes.load(Ordering::Relaxed) as u64;
             let (result, next) = page.map_err(|e| classify(&e))?;
-            let result = result.into_rows_result().ok();
-            rows += result.as_ref().map_or(0, |r| r.rows_num() as u64);
-            if let (Some(keys), Some(r)) = (keys.as_deref_mut(), &result) {
-                first_column_keys(r, keys);
+            pages += 1;
+            if let Ok(r) = result.into_rows_result() {
+                rows += r.rows_num() as u64;
+                inspect(&r);
             }
             match next.into_paging_control_flow() {
-                ControlFlow::Break(()) => return Ok((rows, bytes)),
+                ControlFlow::Break(()) => {
+                    return Ok(Done {
+                        rows,
+                        bytes,
+                        pages,
+                        verdict: Verdict::None,
+                    });
+                }
                 ControlFlow::Continue(state) => paging = state,
             }
         }
+    }
+
+    /// A verified read: a row its write had acknowledged before now, read back and compared.
+    async fn verified_read(
+        &self,
+        v: &Verifier,
+        statement: &PreparedStatement,
+        index: u64,
+    ) -> Outcome {
+        let seed = self.plan.seed;
+        let Some(target) = v.target(seed, index) else {
+            return Ok(Done {
+                verdict: Verdict::Skipped,
+                ..Done::written(0)
+            });
+        };
+        let row = BoundRow::new(seed, v.key(), target.row);
+        let mut check = v.check(seed, target);
+        let mut inspect = |r: &QueryRowsResult| check.page(r);
+        let done = self.read_all_pages(statement, &row, &mut inspect).await?;
+        let verdict = check.verdict();
+        if verdict != Verdict::Ok {
+            v.report(seed, target, verdict, check.first_bad());
+        }
+        Ok(Done { verdict, ..done })
     }
 }
 

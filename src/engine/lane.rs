@@ -108,6 +108,16 @@ impl Alarm {
 /// The deadline alarm is kept at or before the earliest deadline (see [`Request`] for why one
 /// timer per lane): a request that finishes leaves it where it was, and firing early only
 /// costs this pass.
+/// Puts a request in flight, its deadline on the lane's alarm.
+fn push<'r, F: Future<Output = Outcome>>(
+    in_flight: &mut InFlight<Request<'r, F>>,
+    deadlines: &mut Alarm,
+    request: Request<'r, F>,
+) {
+    deadlines.no_later_than(request.deadline());
+    in_flight.push(request);
+}
+
 fn expire<F: Future<Output = Outcome>>(
     deadlines: &mut Alarm,
     in_flight: &mut InFlight<Request<'_, F>>,
@@ -166,12 +176,43 @@ pub async fn run<E: Executor>(shared: Arc<LaneShared<E>>, id: u32) -> Option<Ins
     lane.drive(&mut rx).await
 }
 
+/// What a lane does with the next op (see [`Lane::next_ticket`]).
+enum Next {
+    Send(Ticket),
+    /// Late under `on_backlog = "drop"`: counted, not sent.
+    Dropped,
+    /// Not due yet (or due after the end): kept as the pending op.
+    Held,
+    /// Every op of the run has been claimed.
+    UsedUp,
+}
+
 impl<E: Executor> Lane<'_, E> {
     fn capacity_for(&self, s: &Settings) -> u32 {
         let limit = s.in_flight_limit(self.shared.control.model());
         model::share(limit, self.id, self.shared.lanes)
     }
 
+    /// Sends ops as the model and the schedule allow until the run ends or stops, then
+    /// drains; returns when the op it held (claimed, not sent) was due.
+    ///
+    /// - The stop token's `cancelled()` is made once and polled in place: a fresh one per
+    ///   turn would register with the token's waiter list (a lock shared by the lanes) on every
+    ///   request. Settings are checked with an atomic load at the top of each turn; an idle
+    ///   lane wakes for them with its report tick.
+    /// - Two alarms: when the next op is due, and the earliest deadline in flight.
+    /// - `released_until`: ops due by this instant may be sent. It moves on at most every
+    ///   `load.release_every` (1 ms by default): sending each op the moment it fell due, at the
+    ///   wake-up of whatever response came in first, made every op a write and a wake-up of its
+    ///   own on the driver's connection; released together, the ops of a millisecond go out in
+    ///   one write. Each op keeps its intended time: the wait is schedule lag.
+    /// - A lane without a share of the limit (fewer workers or a smaller window than lanes)
+    ///   never claims, so it learns from the counter that the ops are used up; a lane that
+    ///   claims learns it from its claim, with no extra read per turn.
+    /// - The wait is biased, completions first: while requests keep finishing, the other
+    ///   branches (and the stop token's waiter list, behind a lock shared by the lanes) are
+    ///   polled once per wake-up instead of on about every other request. A stop is still
+    ///   seen at the top of every turn.
     async fn drive(&mut self, rx: &mut watch::Receiver<Settings>) -> Option<Instant> {
         let shared = self.shared;
         let ends_at = shared.ends_at;
@@ -180,33 +221,19 @@ impl<E: Executor> Lane<'_, E> {
         let mut exhausted = false;
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Made once and polled in place: a fresh `cancelled()` per turn of the loop would
-        // register with the token's waiter list (a lock shared by the lanes) on every request.
-        // Settings are checked with an atomic load at the top of each turn; an idle lane wakes
-        // for them with its report tick.
         let stopped = shared.stop.cancelled();
         tokio::pin!(stopped);
-        // When the next op is due, and the earliest deadline of the requests in flight.
-        let mut due = Alarm::new();
-        let mut deadlines = Alarm::new();
-        // Ops due by this instant may be sent. It moves on at most every `release_every`
-        // (`load.release_every`, 1 ms by default): sending each op the moment it fell due, at
-        // the wake-up of whatever response came in first, made every op a write and a wake-up
-        // of its own on the driver's connection; released together, the ops of a millisecond
-        // go out in one write. Each op keeps its intended time: the wait is schedule lag.
+        let (mut due, mut deadlines) = (Alarm::new(), Alarm::new());
         let mut released_until = Instant::now();
         let release_every = shared.plan.load.release_every;
-        // Sends a ticket's attempt (a new op, or a retry keeping its place in flight). A
-        // macro: the executor's future type cannot be named in a helper's signature.
-        macro_rules! send {
-            ($ticket:expr) => {{
-                let ticket: Ticket = $ticket;
-                let attempt = shared.executor.execute(ticket.op, ticket.index);
-                let request = Request::new(&shared.plan, ticket, attempt);
-                deadlines.no_later_than(request.deadline());
-                in_flight.push(request);
-            }};
-        }
+        // A ticket's attempt (a new op, or a retry keeping its place in flight).
+        let request = |ticket: Ticket| {
+            Request::new(
+                &shared.plan,
+                ticket,
+                shared.executor.execute(ticket.op, ticket.index),
+            )
+        };
 
         loop {
             if rx.has_changed().unwrap_or(false) {
@@ -225,62 +252,26 @@ impl<E: Executor> Lane<'_, E> {
             if stopping || now >= released_until + release_every {
                 released_until = now;
             }
-            if !self.settings.paused() {
-                while !exhausted && self.may_send(in_flight.len()) {
-                    let (k, intended) = match pending.take() {
-                        Some(p) => p,
-                        None => match self.claim() {
-                            Some(p) => p,
-                            None => {
-                                exhausted = true;
-                                break;
-                            }
-                        },
-                    };
-                    let now = Instant::now();
-                    if let Some(t) = intended {
-                        // Not released yet, or due when the run is over: held (sent if a
-                        // change of the schedule makes it due in time).
-                        if t > released_until || ends_at.is_some_and(|end| t >= end) {
-                            pending = Some((k, intended));
-                            break;
-                        }
-                        if shared.plan.load.on_backlog == OnBacklog::Drop && now - t > DROP_AFTER {
-                            self.drop_late(now);
-                            continue;
-                        }
-                    }
-                    let in_flight_after = in_flight.len() as u32 + 1;
-                    self.stats.record_sent(intended, now, in_flight_after);
-                    let index = shared.plan.load.index_map.index(k);
-                    let op = choose(&self.settings.weights, shared.plan.seed, index);
-                    send!(Ticket::new(op, index, intended, now));
-                    self.gate.sent();
-                }
+            if !self.settings.paused() && !exhausted {
+                exhausted = self.send_due(
+                    &mut pending,
+                    released_until,
+                    &mut in_flight,
+                    &mut deadlines,
+                    &request,
+                );
             }
-            // A lane without a share of the limit (fewer workers or a smaller window than
-            // lanes) never claims, so it learns from the counter that the ops are used up; a
-            // lane that claims learns it from its claim, with no extra read per turn.
             exhausted |= self.capacity == 0 && pending.is_none() && self.ops_used_up();
             if stopping || (exhausted && in_flight.len() == 0) {
                 break;
             }
-            due.set(
-                pending
-                    .and_then(|(_, t)| t)
-                    .filter(|&t| ends_at.is_none_or(|end| t < end))
-                    .map(|t| t.max(released_until + release_every))
-                    .filter(|_| !self.settings.paused() && self.may_send(in_flight.len())),
-            );
-            // Biased, completions first: while requests keep finishing, the other branches
-            // (and the stop token's waiter list, behind a lock shared by the lanes) are polled
-            // once per wake-up instead of on about every other request. A stop is still seen
-            // at the top of every turn.
+            let next_release = released_until + release_every;
+            due.set(self.wake_for(pending, next_release, in_flight.len()));
             tokio::select! {
                 biased;
                 Some(finished) = in_flight.next(), if in_flight.len() > 0 => match finished {
                     Finished::Done(sample) => self.record(&sample, in_flight.len()),
-                    Finished::Retry(ticket) => send!(ticket),
+                    Finished::Retry(ticket) => push(&mut in_flight, &mut deadlines, request(ticket)),
                 },
                 _ = due.fired() => {}
                 _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
@@ -294,8 +285,22 @@ impl<E: Executor> Lane<'_, E> {
 
         // Draining: nothing new is sent. The claimed op goes back to the engine, which counts
         // it as not sent when it was due before the end (see `engine::run`).
-        let held = pending.and_then(|(_, t)| t);
-        let abandoned = shared.abandon.cancelled();
+        self.drain(&mut in_flight, &mut deadlines, &mut report, request)
+            .await;
+        self.report_last(in_flight.len()).await;
+        pending.and_then(|(_, t)| t)
+    }
+
+    /// Waits for the requests in flight (retries included) until they finish or the drain
+    /// deadline gives them up; `retry` makes a retry's request.
+    async fn drain<'r, F: Future<Output = Outcome>>(
+        &mut self,
+        in_flight: &mut InFlight<Request<'r, F>>,
+        deadlines: &mut Alarm,
+        report: &mut tokio::time::Interval,
+        retry: impl Fn(Ticket) -> Request<'r, F>,
+    ) {
+        let abandoned = self.shared.abandon.cancelled();
         tokio::pin!(abandoned);
         while in_flight.len() > 0 {
             tokio::select! {
@@ -303,11 +308,11 @@ impl<E: Executor> Lane<'_, E> {
                 Some(finished) = in_flight.next() => match finished {
                     Finished::Done(sample) => self.record(&sample, in_flight.len()),
                     // Retries count as in flight: drained like the rest.
-                    Finished::Retry(ticket) => send!(ticket),
+                    Finished::Retry(ticket) => push(in_flight, deadlines, retry(ticket)),
                 },
-                _ = deadlines.fired() => expire(&mut deadlines, &mut in_flight),
+                _ = deadlines.fired() => expire(deadlines, in_flight),
                 _ = report.tick() => {
-                    self.node_in_flight = node_in_flight(&mut in_flight);
+                    self.node_in_flight = node_in_flight(in_flight);
                     self.report(in_flight.len());
                 }
                 _ = &mut abandoned => {
@@ -317,8 +322,76 @@ impl<E: Executor> Lane<'_, E> {
                 }
             }
         }
-        self.report_last(in_flight.len()).await;
-        held
+    }
+
+    /// Sends the ops released by `released_until` while the model has room; true once every
+    /// op of the run has been claimed.
+    fn send_due<'r, F: Future<Output = Outcome>>(
+        &mut self,
+        pending: &mut Option<(u64, Option<Instant>)>,
+        released_until: Instant,
+        in_flight: &mut InFlight<Request<'r, F>>,
+        deadlines: &mut Alarm,
+        request: &impl Fn(Ticket) -> Request<'r, F>,
+    ) -> bool {
+        while self.may_send(in_flight.len()) {
+            match self.next_ticket(pending, released_until, in_flight.len()) {
+                Next::Send(ticket) => {
+                    push(in_flight, deadlines, request(ticket));
+                    self.gate.sent();
+                }
+                Next::Dropped => {}
+                Next::Held => break,
+                Next::UsedUp => return true,
+            }
+        }
+        false
+    }
+
+    /// When the lane must wake for its held op: when it is due, not before the next release,
+    /// never for an op due after the end, and only if the model would let it go.
+    fn wake_for(
+        &mut self,
+        pending: Option<(u64, Option<Instant>)>,
+        next_release: Instant,
+        in_flight: usize,
+    ) -> Option<Instant> {
+        pending
+            .and_then(|(_, t)| t)
+            .filter(|&t| self.shared.ends_at.is_none_or(|end| t < end))
+            .map(|t| t.max(next_release))
+            .filter(|_| !self.settings.paused() && self.may_send(in_flight))
+    }
+
+    /// The next op to send, when the model has room: the op held from before, else the next
+    /// claimed one. An op not released yet, or due when the run is over, is held (and sent
+    /// if a change of the schedule makes it due in time); one too late under
+    /// `on_backlog = "drop"` is dropped, counted.
+    fn next_ticket(
+        &mut self,
+        pending: &mut Option<(u64, Option<Instant>)>,
+        released_until: Instant,
+        in_flight: usize,
+    ) -> Next {
+        let plan = &self.shared.plan;
+        let Some((k, intended)) = pending.take().or_else(|| self.claim()) else {
+            return Next::UsedUp;
+        };
+        let now = Instant::now();
+        if let Some(t) = intended {
+            if t > released_until || self.shared.ends_at.is_some_and(|end| t >= end) {
+                *pending = Some((k, intended));
+                return Next::Held;
+            }
+            if plan.load.on_backlog == OnBacklog::Drop && now - t > DROP_AFTER {
+                self.drop_late(now);
+                return Next::Dropped;
+            }
+        }
+        self.stats.record_sent(intended, now, in_flight as u32 + 1);
+        let index = plan.load.index_map.index(k);
+        let op = choose(&self.settings.weights, plan.seed, index);
+        Next::Send(Ticket::new(op, index, intended, now))
     }
 
     fn refresh(&mut self, rx: &mut watch::Receiver<Settings>) {
@@ -370,6 +443,10 @@ impl<E: Executor> Lane<'_, E> {
     }
 
     fn record(&mut self, s: &Sample, in_flight: usize) {
+        // A watched write's final outcome: a verified read may now target it (or never).
+        if let Some(acked) = self.shared.executor.acked(s.op) {
+            acked.record(s.index, s.result.is_ok());
+        }
         // Close the warm-up interval so the summary can leave it out. Should the report
         // channel be full, the interval stays open (and counts as warm-up) until it is sent.
         if !self.measuring && s.done >= self.shared.measure_from && self.report(in_flight) {

@@ -13,6 +13,7 @@ pub mod model;
 pub mod recall;
 mod request;
 mod schedule;
+mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -28,9 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use acked::Acked;
 pub use control::{Control, Refused, Settings};
-pub use executor::{CqlExecutor, Executor, Outcome};
+pub use executor::{CqlExecutor, Done, Executor, Outcome};
 pub use lane::{DROP_AFTER, choose};
-pub use model::share;
 pub use schedule::Schedule;
 
 use crate::plan::{End, Plan};

@@ -47,8 +47,6 @@ pub struct Job {
 pub struct Probe {
     /// Per op: the share of queries checked (0 for an op without `[ops.recall]`).
     sample: Vec<f64>,
-    /// Per op: the tracker of a writer some query searches.
-    acked: Vec<Option<Arc<Acked>>>,
     jobs: SyncSender<Job>,
     /// Per op: samples dropped because the queue was full (handed to the checker's reports).
     queue_full: Arc<[AtomicU64]>,
@@ -66,30 +64,21 @@ impl Probe {
     /// A probe and its checker thread for a plan with `[ops.recall]`; `None` without one.
     pub fn start(
         plan: &Arc<Plan>,
+        acked: &[Option<Arc<Acked>>],
         reports: mpsc::Sender<Report>,
     ) -> Option<(Arc<Probe>, JoinHandle<()>)> {
         let recall: Vec<Option<&RecallPlan>> = plan.ops.iter().map(|o| o.recall.as_ref()).collect();
         if recall.iter().all(Option::is_none) {
             return None;
         }
-        let acked: Vec<Option<Arc<Acked>>> = (0..plan.ops.len())
-            .map(|w| {
-                recall
-                    .iter()
-                    .flatten()
-                    .any(|r| r.writer == w)
-                    .then(|| Arc::new(Acked::new(plan.load.index_map)))
-            })
-            .collect();
         let (jobs, rx) = sync_channel(QUEUE);
         let queue_full: Arc<[AtomicU64]> = plan.ops.iter().map(|_| AtomicU64::new(0)).collect();
         // The checker holds no sender of its queue: it ends when the executor is gone.
         let ended = Arc::new(AtomicBool::new(false));
-        let mut checker = Checker::new(plan.clone(), acked.clone(), queue_full.clone(), reports);
+        let mut checker = Checker::new(plan.clone(), acked.to_vec(), queue_full.clone(), reports);
         checker.ended = ended.clone();
         let probe = Arc::new(Probe {
             sample: recall.iter().map(|r| r.map_or(0.0, |r| r.sample)).collect(),
-            acked,
             jobs,
             queue_full,
             ended,
@@ -106,12 +95,6 @@ impl Probe {
     pub fn sampled(&self, op: usize, index: u64) -> bool {
         let share = self.sample[op];
         share > 0.0 && (share >= 1.0 || unit(mix(index ^ 0x6A09_E667_F3BC_C908)) < share)
-    }
-
-    /// The tracker of op `op`'s acknowledged writes, when a query searches them.
-    #[inline]
-    pub fn acked(&self, op: usize) -> Option<&Acked> {
-        self.acked[op].as_deref()
     }
 
     /// Hands a sample to the checker without waiting; a full queue drops it, counted.

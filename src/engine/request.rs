@@ -30,7 +30,7 @@ use tokio::time::{Instant, Sleep};
 use super::executor::Outcome;
 use crate::cql::{ErrorKind, nodes};
 use crate::plan::Plan;
-use crate::stats::Sample;
+use crate::stats::{Sample, Verdict};
 
 /// What a request resolves to: its sample, or its op's ticket to send again.
 pub enum Finished {
@@ -203,10 +203,12 @@ impl<F: Future<Output = Outcome>> Future for Request<'_, F> {
             intended: ticket.intended,
             sent: ticket.sent,
             done: Instant::now(),
-            result: outcome.map(|(rows, _)| rows),
-            bytes: outcome.map_or(0, |(_, b)| b),
+            result: outcome.map(|d| d.rows),
+            bytes: outcome.map_or(0, |d| d.bytes),
             retries: ticket.retries,
             node: *this.node,
+            pages: outcome.map_or(0, |d| d.pages),
+            verdict: outcome.map_or(Verdict::None, |d| d.verdict),
         }))
     }
 }

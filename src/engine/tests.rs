@@ -62,7 +62,7 @@ impl Executor for Fake {
         tokio::time::sleep(self.delay).await;
         self.seen.lock().unwrap().push(index);
         self.now.fetch_sub(1, Ordering::SeqCst);
-        Ok((0, 8))
+        Ok(Done::written(8))
     }
 }
 
@@ -107,6 +107,7 @@ async fn run_with(
                 in_flight_limit: c.in_flight_limit() as u64,
                 reloads_applied: 0,
                 reloads_rejected: 0,
+                ..Gauges::default()
             },
             ClusterGauges::default(),
         )
@@ -588,6 +589,7 @@ async fn the_summary_json_reads_back_as_a_summary_and_keeps_its_keys() {
             "name",
             "ok",
             "ops_per_second",
+            "pages",
             "payload_bytes",
             "response_time",
             "retries",
@@ -611,7 +613,10 @@ fn op_choice_follows_weights() {
     let n = 100_000;
     let second = (0..n).filter(|&i| choose(&cumulative, 5, i) == 1).count() as f64 / n as f64;
     assert!((second - 0.75).abs() < 0.01, "{second}");
-    assert_eq!(share(10, 0, 3) + share(10, 1, 3) + share(10, 2, 3), 10);
+    assert_eq!(
+        model::share(10, 0, 3) + model::share(10, 1, 3) + model::share(10, 2, 3),
+        10
+    );
 }
 
 /// Notes node `index % 3` as the driver's policy would, in the poll that sends the op: node 0
@@ -629,7 +634,7 @@ impl Executor for ThreeNodes {
         }
         // A later poll notes the node again, as `on_request_success` does.
         crate::cql::nodes::note(node);
-        Ok((0, 8))
+        Ok(Done::written(8))
     }
 }
 
@@ -662,6 +667,7 @@ async fn each_request_is_counted_at_the_node_it_went_to_timeouts_included() {
                 in_flight_limit: c.in_flight_limit() as u64,
                 reloads_applied: 0,
                 reloads_rejected: 0,
+                ..Gauges::default()
             },
             cluster,
         )
@@ -713,7 +719,7 @@ impl Executor for Jump {
             tokio::time::advance(self.by).await;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-        Ok((0, 8))
+        Ok(Done::written(8))
     }
 }
 
@@ -825,4 +831,57 @@ async fn a_full_report_channel_coalesces_intervals_and_never_holds_requests_back
     assert_eq!((reported.issued, reported.completed), (2000, 2000));
     // Two lanes reporting five times a second for 2 s: about 20 reports if none waited.
     assert!(reported.reports <= 8, "{reported:?}");
+}
+
+/// Acknowledges what the lanes record: index `i % 4 == 1` fails for good (invalid), `i % 4
+/// == 2` times out once (the retry succeeds), the rest succeed after a while. While an
+/// attempt is in flight its index must not be acknowledged.
+struct Acking {
+    acked: Acked,
+    seen_early: AtomicU32,
+    attempts: Mutex<HashSet<u64>>,
+}
+
+impl Executor for Acking {
+    async fn execute(&self, _op: usize, index: u64) -> Outcome {
+        if self.acked.contains(index) {
+            self.seen_early.fetch_add(1, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let first = self.attempts.lock().unwrap().insert(index);
+        match index % 4 {
+            1 => Err(crate::cql::ErrorKind::Invalid),
+            2 if first => Err(crate::cql::ErrorKind::WriteTimeout),
+            _ => Ok(Done::written(8)),
+        }
+    }
+
+    fn acked(&self, _op: usize) -> Option<&Acked> {
+        Some(&self.acked)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lanes_acknowledge_exactly_the_writes_that_succeeded_after_their_retries() {
+    let plan = plan_with(
+        "retries = 2\nretry_backoff = \"1ms\"",
+        "",
+        "model = \"chains\"\nchains = 8\nops = 400\nlanes = 2",
+    );
+    let fake = Arc::new(Acking {
+        acked: Acked::new(plan.load.index_map),
+        seen_early: AtomicU32::new(0),
+        attempts: Mutex::new(HashSet::new()),
+    });
+    let (summary, _) = run_with(plan, fake.clone(), CancellationToken::new()).await;
+    assert_eq!((summary.ok, summary.failed), (300, 100));
+    let acked: Vec<u64> = fake.acked.acknowledged_below(u64::MAX).collect();
+    let expected: Vec<u64> = (0..400).filter(|i| i % 4 != 1).collect();
+    assert_eq!(acked, expected, "the successes, retried ones included");
+    assert_eq!(fake.acked.failed(), 100);
+    assert_eq!(
+        fake.seen_early.load(Ordering::SeqCst),
+        0,
+        "never while in flight"
+    );
 }

@@ -68,7 +68,10 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {
     serde_json::from_value(value).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
-fn applied(app: &App) -> Response {
+/// 200 with the status once a snapshot shows the change (the snapshot is what every reader,
+/// this answer included, renders).
+async fn applied(app: &App) -> Response {
+    app.handle.refresh().await;
     (StatusCode::OK, axum::Json(status_json(app))).into_response()
 }
 
@@ -77,7 +80,7 @@ pub async fn pause(State(app): State<App>, headers: HeaderMap) -> Response {
         return refused;
     }
     app.handle.shared.control.pause();
-    applied(&app)
+    applied(&app).await
 }
 
 pub async fn resume(State(app): State<App>, headers: HeaderMap) -> Response {
@@ -85,7 +88,7 @@ pub async fn resume(State(app): State<App>, headers: HeaderMap) -> Response {
         return refused;
     }
     app.handle.shared.control.resume();
-    applied(&app)
+    applied(&app).await
 }
 
 #[derive(Deserialize)]
@@ -98,6 +101,7 @@ pub async fn rate(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
     apply(&app, &headers, &body, |control, b: RateBody| {
         control.set_rate(b.rate)
     })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -110,10 +114,11 @@ pub async fn concurrency(State(app): State<App>, headers: HeaderMap, body: Bytes
     apply(&app, &headers, &body, |control, b: ConcurrencyBody| {
         control.set_concurrency(b.concurrency)
     })
+    .await
 }
 
 /// Authorises, parses the body as `T` and applies it: 200 with the new status, or the error.
-fn apply<T: DeserializeOwned>(
+async fn apply<T: DeserializeOwned>(
     app: &App,
     headers: &HeaderMap,
     body: &Bytes,
@@ -127,7 +132,7 @@ fn apply<T: DeserializeOwned>(
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     match change(&app.handle.shared.control, body) {
-        Ok(()) => applied(app),
+        Ok(()) => applied(app).await,
         Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
@@ -138,7 +143,9 @@ pub async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     // Reading and parsing a file: off the async workers.
     let shared = app.handle.shared.clone();
-    match tokio::task::spawn_blocking(move || shared.reload()).await {
+    let result = tokio::task::spawn_blocking(move || shared.reload()).await;
+    app.handle.refresh().await;
+    match result {
         Ok(Ok(reloaded)) => (
             StatusCode::OK,
             axum::Json(json!({"result": reloaded.result(), "message": reloaded.to_string()})),

@@ -68,13 +68,8 @@ pub struct PointOp {
 
 impl Point {
     pub fn of(seq: u64, time: SystemTime, s: &Snapshot) -> Point {
-        let mut errors = [0; ErrorKind::COUNT];
-        for op in &s.ops {
-            for (total, n) in errors.iter_mut().zip(op.errors) {
-                *total += n;
-            }
-        }
-        let process = crate::process::read().unwrap_or_default();
+        let errors = ErrorKind::ALL.map(|k| s.errors_of(k));
+        let process = s.process.unwrap_or_default();
         Point {
             seq,
             time: time
@@ -172,15 +167,8 @@ pub async fn record(history: Arc<History>, handle: Handle, stop: CancellationTok
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {
-                let snapshot = handle.snapshots.borrow().clone();
-                let mut point = Point::of(history.next_seq(), SystemTime::now(), &snapshot);
-                // The control gauges are read live, as a scrape does: a pause shows at once.
-                let gauges = handle.shared.gauges();
-                point.paused = gauges.paused;
-                point.target_rate = gauges.target_rate;
-                point.in_flight_limit = gauges.in_flight_limit;
-                point.phase = gauges.phase.name();
-                history.push(point);
+                let snapshot = handle.snapshot();
+                history.push(Point::of(history.next_seq(), SystemTime::now(), &snapshot));
             }
         }
     }
@@ -312,6 +300,7 @@ mod tests {
                 in_flight_limit: 4,
                 reloads_applied: 0,
                 reloads_rejected: 0,
+                ..Gauges::default()
             },
             cluster: ClusterGauges::default(),
             ops: vec![op("a"), op("b")],
@@ -324,6 +313,7 @@ mod tests {
             peak_in_flight: 4,
             achieved_rate: 7.0,
             recent: Default::default(),
+            process: crate::process::read(),
         };
         let p = Point::of(1, SystemTime::UNIX_EPOCH + Duration::from_secs(5), &s);
         assert_eq!(p.errors[ErrorKind::WriteTimeout.index()], 4);

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::Handle;
 use crate::metrics::{self, RunIdentity, RunInfo};
-use crate::stats::{Gauges, RunPhase, Snapshot};
+use crate::stats::{RunPhase, Snapshot};
 
 #[derive(Clone)]
 pub struct App {
@@ -95,12 +95,11 @@ pub async fn serve(listener: TcpListener, handle: Handle, stop: CancellationToke
 async fn metrics_route(State(app): State<App>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = metrics::Format::negotiate(accept);
-    let snapshot = app.handle.snapshots.borrow().clone();
-    let gauges = app.handle.shared.gauges();
-    let identity = run_identity(&app, &snapshot, &gauges);
+    let snapshot = app.handle.snapshot();
+    let identity = run_identity(&app, &snapshot);
     let plan = app.handle.shared.plan();
     let key = move |op: usize, index: u64| metrics::key_text(&plan, op, index);
-    match metrics::render(format, snapshot, gauges, app.info.clone(), identity, &key) {
+    match metrics::render(format, snapshot, app.info.clone(), identity, &key) {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(e) => {
             tracing::error!("/metrics: {e}");
@@ -112,20 +111,21 @@ async fn metrics_route(State(app): State<App>, headers: HeaderMap) -> Response {
 /// The run's identity at this moment: the spec digest and shard count of the plan in force
 /// (a reload may have changed the digest), and the phase from the daemon's phase, the pause
 /// and the warm-up.
-fn run_identity(app: &App, s: &Snapshot, gauges: &Gauges) -> RunIdentity {
+fn run_identity(app: &App, s: &Snapshot) -> RunIdentity {
     let plan = app.handle.shared.plan();
+    let g = &s.gauges;
     RunIdentity {
         run_id: app.handle.shared.run_id.clone(),
         spec_digest: plan.digest.clone(),
-        phase: RunPhase::of(gauges.phase, gauges.paused, s.elapsed, plan.load.warmup),
+        phase: RunPhase::of(g.phase, g.paused, s.elapsed, plan.load.warmup),
         shard_count: plan.shard.count,
     }
 }
 
 async fn readyz(State(app): State<App>) -> Response {
-    let shared = &app.handle.shared;
-    let phase = *shared.phase.borrow();
-    if shared.ready.load(std::sync::atomic::Ordering::Relaxed) {
+    let g = app.handle.snapshot().gauges;
+    let phase = g.phase;
+    if g.ready {
         (
             StatusCode::OK,
             axum::Json(json!({"ready": true, "phase": phase.name()})),
@@ -142,26 +142,20 @@ async fn readyz(State(app): State<App>) -> Response {
 
 pub fn status_json(app: &App) -> serde_json::Value {
     let shared = &app.handle.shared;
-    let s = app.handle.snapshots.borrow().clone();
+    let s = app.handle.snapshot();
     let plan = shared.plan();
-    let settings = shared.control.settings();
-    let gauges = shared.gauges();
+    let gauges = &s.gauges;
     let errors_by_kind: serde_json::Map<String, serde_json::Value> = crate::cql::ErrorKind::ALL
         .iter()
-        .map(|k| {
-            (
-                k.name().to_string(),
-                json!(s.ops.iter().map(|o| o.errors[k.index()]).sum::<u64>()),
-            )
-        })
+        .map(|&k| (k.name().to_string(), json!(s.errors_of(k))))
         .filter(|(_, v)| v.as_u64() != Some(0))
         .collect();
-    let identity = run_identity(app, &s, &gauges);
+    let identity = run_identity(app, &s);
     json!({
         "run_id": identity.run_id,
-        "phase": shared.phase.borrow().name(),
+        "phase": gauges.phase.name(),
         "run_phase": identity.phase.name(),
-        "ready": shared.ready.load(std::sync::atomic::Ordering::Relaxed),
+        "ready": gauges.ready,
         "paused": gauges.paused,
         "workload": plan.name,
         "model": plan.load.model.name(),
@@ -171,7 +165,7 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "elapsed_seconds": s.elapsed.as_secs_f64(),
         "target_rate": gauges.target_rate,
         // The stage of load.stages in force (held while paused); null without one.
-        "stage": shared.control.stage().map(|(i, st)| json!({
+        "stage": gauges.stage.map(|(i, st)| json!({
             "index": i,
             "rate": st.rate,
             "ramp": st.ramp,
@@ -180,11 +174,11 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "achieved_rate": s.achieved_rate,
         "in_flight": s.in_flight,
         "in_flight_limit": gauges.in_flight_limit,
-        "concurrency": settings.concurrency,
-        "max_in_flight": settings.max_in_flight,
+        "concurrency": gauges.concurrency,
+        "max_in_flight": gauges.max_in_flight,
         "peak_in_flight": s.peak_in_flight,
         "issued": s.issued,
-        "ok": s.ops.iter().map(|o| o.ok).sum::<u64>(),
+        "ok": s.ok(),
         "errors": s.errors(),
         "errors_by_kind": errors_by_kind,
         "dropped": s.dropped_backlog,
@@ -195,8 +189,33 @@ pub fn status_json(app: &App) -> serde_json::Value {
         "waiting": plan.shard.surplus.then(|| plan.shard.surplus_reason()),
         "spec_path": shared.spec_path().display().to_string(),
         "nodes": nodes_json(&s),
+        "ops": ops_json(&s),
+        // Verified reads of every op together: missing or mismatch above 0 is data lost.
+        "verified": verified_total(&s),
         "recall": recall_json(&s),
     })
+}
+
+/// Per op: its requests, rows and pages, and its verified reads by result (for an op that
+/// verifies).
+fn ops_json(s: &crate::stats::Snapshot) -> serde_json::Value {
+    s.ops
+        .iter()
+        .map(|o| {
+            let mut op = json!({
+                "name": o.name,
+                "ok": o.ok,
+                "errors": o.errors_total(),
+                "rows": o.rows,
+                "pages": o.pages,
+                "mean_page_time_ms": (o.pages > 0).then(|| o.paged_seconds * 1e3 / o.pages as f64),
+            });
+            if !o.verified.is_empty() {
+                op["verified"] = json!(o.verified);
+            }
+            op
+        })
+        .collect()
 }
 
 /// Per ANN op with `[ops.recall]`: its recall so far and of the latest checks, and the
@@ -220,6 +239,12 @@ fn recall_json(s: &crate::stats::Snapshot) -> serde_json::Value {
             }))
         })
         .collect()
+}
+
+fn verified_total(s: &crate::stats::Snapshot) -> serde_json::Value {
+    let mut all = crate::stats::Verified::default();
+    s.ops.iter().for_each(|o| all.add(&o.verified));
+    json!(all)
 }
 
 /// Per coordinator node: the figures of the `cqlpulse_node_*` metrics, and the p99 of the

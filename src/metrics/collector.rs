@@ -18,9 +18,8 @@ use prometheus_client::metrics::exemplar::Exemplar;
 
 use super::Format;
 use crate::cql::ErrorKind;
-use crate::process::Process;
 use crate::stats::{
-    Buckets, Gauges, NATIVE_SCHEMA, NodeSnapshot, OpSnapshot, Phase, RunPhase, Snapshot,
+    Buckets, NATIVE_SCHEMA, NodeSnapshot, OpSnapshot, Phase, RunPhase, Snapshot, Verdict,
 };
 
 /// Constant facts about the run, for `cqlpulse_run_info` and `cqlpulse_build_info`.
@@ -56,13 +55,10 @@ const ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 /// Everything one scrape shows.
 #[derive(Debug)]
 pub struct SnapshotCollector {
+    /// The one source of every figure (gauges and process statistics included).
     pub snapshot: Arc<Snapshot>,
-    /// Read at scrape time, so a control change shows at once rather than with the next
-    /// snapshot.
-    pub gauges: Gauges,
     pub info: Arc<RunInfo>,
     pub identity: RunIdentity,
-    pub process: Option<Process>,
     pub format: Format,
 }
 
@@ -78,6 +74,64 @@ type PerOp = (&'static str, &'static str, fn(&OpSnapshot) -> u64);
 const NO_EXEMPLARS: Option<&HashMap<usize, Exemplar<NoLabelSet, f64>>> = None;
 
 impl SnapshotCollector {
+    /// Pages of reads (for an op once it has fetched one) and verified reads by result (for
+    /// an op that verifies, once it has a verdict): series only where there is something to
+    /// count, so writes pay nothing.
+    fn read_counters(
+        &self,
+        d: &mut DescriptorEncoder,
+        s: &Snapshot,
+        op_labels: &[[(&str, &str); 1]],
+    ) -> fmt::Result {
+        let paged: Vec<(&OpSnapshot, &[(&str, &str); 1])> = s
+            .ops
+            .iter()
+            .zip(op_labels)
+            .filter(|(o, _)| o.pages > 0)
+            .collect();
+        let pages: Vec<(&Labels, u64)> = paged.iter().map(|(o, l)| (&l[..], o.pages)).collect();
+        self.counter(
+            d,
+            "cqlpulse_pages_total",
+            "Pages fetched by successful reads.",
+            &pages,
+        )?;
+        let seconds: Vec<(&Labels, f64)> = paged
+            .iter()
+            .map(|(o, l)| (&l[..], o.paged_seconds))
+            .collect();
+        self.counter(
+            d,
+            "cqlpulse_paged_read_seconds_total",
+            "Service time of the successful reads counted in pages_total: over it, the time per page.",
+            &seconds,
+        )?;
+        let labels: Vec<[(&str, &str); 2]> = s
+            .ops
+            .iter()
+            .filter(|o| !o.verified.is_empty())
+            .flat_map(|o| {
+                Verdict::COUNTED
+                    .iter()
+                    .map(|v| [("op", o.name.as_str()), ("result", v.name())])
+            })
+            .collect();
+        let verified: Vec<(&Labels, u64)> = s
+            .ops
+            .iter()
+            .filter(|o| !o.verified.is_empty())
+            .flat_map(|o| Verdict::COUNTED.iter().map(|&v| o.verified.get(v)))
+            .zip(&labels)
+            .map(|(n, l)| (&l[..], n))
+            .collect();
+        self.counter(
+            d,
+            "cqlpulse_verified_reads_total",
+            "Verified reads by result: ok, missing (the acknowledged row was not found), mismatch (other values), skipped (nothing acknowledged yet).",
+            &verified,
+        )
+    }
+
     pub(super) fn counter<V: EncodeCounterValue>(
         &self,
         d: &mut DescriptorEncoder,
@@ -275,8 +329,9 @@ impl SnapshotCollector {
         )
     }
 
+    /// The engine's gauges, then its counters ([`Self::engine_counters`]).
     fn engine(&self, d: &mut DescriptorEncoder) -> fmt::Result {
-        let (s, g) = (&*self.snapshot, &self.gauges);
+        let (s, g) = (&*self.snapshot, &self.snapshot.gauges);
         let flag = |b: bool| u64::from(b);
         let gauges: [(&str, &str, u64); 7] = [
             (
@@ -324,6 +379,18 @@ impl SnapshotCollector {
             "Operations per second the schedule asks for (0 = unthrottled or paused).",
             &[(NONE, g.target_rate)],
         )?;
+        self.gauge(
+            d,
+            "cqlpulse_up",
+            "1 while the run is connected and issuing (phase running).",
+            &[(NONE, flag(g.phase == Phase::Running))],
+        )?;
+        self.engine_counters(d)
+    }
+
+    /// Ops sent and dropped, per-op counters, and reloads.
+    fn engine_counters(&self, d: &mut DescriptorEncoder) -> fmt::Result {
+        let (s, g) = (&*self.snapshot, &self.snapshot.gauges);
         self.counter(
             d,
             "cqlpulse_ops_issued_total",
@@ -365,6 +432,7 @@ impl SnapshotCollector {
                 .collect();
             self.counter(d, name, help, &samples)?;
         }
+        self.read_counters(d, s, &op_labels)?;
         self.counter(
             d,
             "cqlpulse_config_reloads_total",
@@ -373,12 +441,6 @@ impl SnapshotCollector {
                 (&[("result", "applied")], g.reloads_applied),
                 (&[("result", "rejected")], g.reloads_rejected),
             ],
-        )?;
-        self.gauge(
-            d,
-            "cqlpulse_up",
-            "1 while the run is connected and issuing (phase running).",
-            &[(NONE, flag(g.phase == Phase::Running))],
         )
     }
 
@@ -495,7 +557,7 @@ impl SnapshotCollector {
             "Start time of the process since the Unix epoch, in seconds.",
             &[(NONE, self.info.start_time)],
         )?;
-        let Some(p) = &self.process else {
+        let Some(p) = &self.snapshot.process else {
             return Ok(());
         };
         self.counter(

@@ -21,7 +21,7 @@ pub use collector::{RunIdentity, RunInfo, SnapshotCollector};
 pub use exemplar::key_text;
 pub use negotiate::Format;
 
-use crate::stats::{Gauges, Snapshot};
+use crate::stats::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -36,17 +36,14 @@ pub enum RenderError {
 pub fn render(
     format: Format,
     snapshot: Arc<Snapshot>,
-    gauges: Gauges,
     info: Arc<RunInfo>,
     identity: RunIdentity,
     key: &dyn Fn(usize, u64) -> Option<String>,
 ) -> Result<Vec<u8>, RenderError> {
     let collector = SnapshotCollector {
         snapshot: snapshot.clone(),
-        gauges,
         info,
         identity,
-        process: crate::process::read(),
         format,
     };
     let mut registry = Registry::default();

@@ -44,6 +44,16 @@ fn snapshot() -> Snapshot {
         unix_time: 1.7e9 + 0.25,
     });
     let mut read = OpSnapshot::empty("read", 3);
+    read.ok = 5;
+    read.rows = 12;
+    read.pages = 6;
+    read.paged_seconds = 0.03;
+    read.verified = crate::stats::Verified {
+        skipped: 1,
+        ok: 2,
+        missing: 1,
+        mismatch: 1,
+    };
     let mut recall = crate::stats::RecallStats::new(Some(0.9));
     for (hits, expected) in [(10, 10), (8, 10)] {
         recall.absorb(&crate::stats::RecallReport {
@@ -66,6 +76,7 @@ fn snapshot() -> Snapshot {
             in_flight_limit: 8,
             reloads_applied: 1,
             reloads_rejected: 0,
+            ..Gauges::default()
         },
         cluster: ClusterGauges {
             known_hosts: 1,
@@ -92,6 +103,7 @@ fn snapshot() -> Snapshot {
         peak_in_flight: 8,
         achieved_rate: 3.3,
         recent: Default::default(),
+        process: crate::process::read(),
     }
 }
 
@@ -121,15 +133,7 @@ fn key(op: usize, index: u64) -> Option<String> {
 
 fn rendered(format: Format) -> Vec<u8> {
     let s = Arc::new(snapshot());
-    render(
-        format,
-        s.clone(),
-        s.gauges,
-        Arc::new(info()),
-        identity(),
-        &key,
-    )
-    .expect("renders")
+    render(format, s.clone(), Arc::new(info()), identity(), &key).expect("renders")
 }
 
 fn text(format: Format) -> String {

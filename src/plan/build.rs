@@ -123,6 +123,7 @@ fn cluster(
         speculative_execution,
         tls,
         forget_nodes_after: c.forget_nodes_after.0,
+        schema_agreement_timeout: c.schema_agreement_timeout.0,
     })
 }
 
@@ -142,6 +143,12 @@ fn check_timeouts(c: &ClusterSpec, err: &ErrorAt) -> Result<(), SpecError> {
                  another while a request may still wait on it",
                 humantime::format_duration(c.request_timeout.0)
             ),
+        ));
+    }
+    if c.schema_agreement_timeout.0.is_zero() {
+        return Err(err(
+            "cluster.schema_agreement_timeout",
+            "must be greater than zero".into(),
         ));
     }
     if c.connect_timeout.0.is_zero() {

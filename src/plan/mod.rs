@@ -61,6 +61,8 @@ pub struct ClusterPlan {
     pub connect_timeout: Duration,
     /// How long a node may be missing from the metadata before it is forgotten (`cql::nodes`).
     pub forget_nodes_after: Duration,
+    /// Each of the driver's waits for schema agreement during the set-up (`cql::agreement`).
+    pub schema_agreement_timeout: Duration,
     pub credentials: Option<Credentials>,
     pub retries: u32,
     pub retry_backoff: Duration,
@@ -120,6 +122,8 @@ pub struct OpPlan {
     pub batch: Option<(u32, BatchKind)>,
     /// Rows per page of a read; `None`: the driver's default.
     pub page_size: Option<u32>,
+    /// The write op (an index of [`Plan::ops`]) a verified read reads back.
+    pub verify: Option<usize>,
     /// An ANN query whose answers are checked (`[ops.recall]`).
     pub recall: Option<RecallPlan>,
 }

@@ -280,6 +280,35 @@ fn malformed_specs_are_refused_with_field_and_reason() {
             "ops[0].page_size: pages are for reads (SELECT); this op writes",
         ),
         (
+            with("[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t\"\nverify = \"nope\""),
+            "ops[1].verify: unknown write op `nope`; the ops are: ins, r",
+        ),
+        (
+            BASE.replace(
+                "args = [\"k\", \"v\"]",
+                "args = [\"k\", \"v\"]\nverify = \"ins\"",
+            ),
+            "ops[0].verify: only a read (SELECT) verifies; `ins` writes",
+        ),
+        (
+            with(
+                "[[ops]]\nname = \"c\"\ncql = \"UPDATE n SET c = c + ? WHERE k = ?\"\nargs = [\"v\", \"k\"]\n[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM n\"\nverify = \"c\"",
+            ),
+            "ops[2].verify: `c` cannot be verified: it is a counter update",
+        ),
+        (
+            with(
+                "[[ops]]\nname = \"l\"\ncql = \"INSERT INTO t (k, v) VALUES (?, ?) IF NOT EXISTS\"\nargs = [\"k\", \"v\"]\n[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t\"\nverify = \"l\"",
+            ),
+            "ops[2].verify: `l` cannot be verified: it is a conditional write (IF ...)",
+        ),
+        (
+            with(
+                "[[ops]]\nname = \"n\"\ncql = \"INSERT INTO t (k, v, at) VALUES (?, ?, toTimestamp(NOW()))\"\nargs = [\"k\", \"v\"]\n[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t\"\nverify = \"n\"",
+            ),
+            "ops[2].verify: `n` cannot be verified: it sets a column with now()",
+        ),
+        (
             with("[[ops]]\nname = \"r\"\ncql = \"SELECT * FROM t\"\npage_size = 0"),
             "ops[1].page_size: must be at least 1",
         ),
@@ -332,6 +361,10 @@ fn malformed_specs_are_refused_with_field_and_reason() {
         (
             with("[cluster]\nrequest_timeout = \"0s\""),
             "cluster.request_timeout: must be greater than zero",
+        ),
+        (
+            with("[cluster]\nschema_agreement_timeout = \"0s\""),
+            "cluster.schema_agreement_timeout: must be greater than zero",
         ),
         (
             with("[cluster]\nusername = \"u\""),

@@ -100,6 +100,9 @@ pub struct ClusterSpec {
     /// How long a node may be missing from the cluster's metadata before its per-node series
     /// are dropped and its slot reused.
     pub forget_nodes_after: Dur,
+    /// How long the driver waits for the nodes to agree on the schema after a set-up statement
+    /// (each wait; the set-up waits again a few times before it gives up).
+    pub schema_agreement_timeout: Dur,
 }
 
 /// `[cluster.speculative_execution]`: after `delay` without a response, the driver sends an
@@ -152,6 +155,7 @@ impl Default for ClusterSpec {
             speculative_execution: None,
             tls: None,
             forget_nodes_after: Dur(Duration::from_secs(300)),
+            schema_agreement_timeout: Dur(Duration::from_secs(60)),
         }
     }
 }
@@ -207,6 +211,9 @@ pub struct OpSpec {
     /// Rows per page of a read (the driver's default, 5000, when absent); a read fetches all
     /// its pages.
     pub page_size: Option<u32>,
+    /// A read that verifies: the name of the write op whose acknowledged rows it reads back
+    /// and compares with the values regenerated for their op index.
+    pub verify: Option<String>,
     /// For an ANN query (`ORDER BY v ANN OF ? LIMIT k`): check a share of its answers against
     /// the exact nearest neighbours of what the writer op wrote.
     pub recall: Option<RecallSpec>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use hdrhistogram::Histogram;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::hdrlog::HdrLog;
 use super::lane::{LaneReport, Slowest, histogram};
@@ -67,6 +67,10 @@ pub struct AggregatorConfig {
     /// How often a status line is printed (zero = never).
     pub status_every: Duration,
     pub hdr_log: Option<HdrLog>,
+    /// Notified when a gauge changed (a pause, a rate, a reload, the phase): the aggregator
+    /// then publishes the last snapshot again with fresh gauges, so that every reader, who
+    /// reads snapshots only, sees the change at once.
+    pub refresh: Arc<Notify>,
     /// Per op: its recall threshold when its recall is checked (`[ops.recall]`), else `None`.
     pub recall: Vec<Option<Option<f64>>>,
 }
@@ -84,6 +88,7 @@ impl AggregatorConfig {
             publish_every: Duration::from_millis(500),
             status_every: Duration::ZERO,
             hdr_log: None,
+            refresh: Arc::new(Notify::new()),
             recall: plan
                 .ops
                 .iter()
@@ -191,6 +196,7 @@ impl Aggregator {
             peak_in_flight: 0,
             achieved_rate: 0.0,
             recent: Default::default(),
+            process: crate::process::read(),
         };
         let (out, rx) = watch::channel(Arc::new(first));
         let agg = Aggregator {
@@ -225,6 +231,7 @@ impl Aggregator {
     pub async fn run(mut self, mut reports: mpsc::Receiver<Report>) -> Summary {
         let mut tick = tokio::time::interval(self.cfg.publish_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let refresh = self.cfg.refresh.clone();
         loop {
             tokio::select! {
                 r = reports.recv() => match r {
@@ -232,10 +239,19 @@ impl Aggregator {
                     None => break,
                 },
                 _ = tick.tick() => self.publish(),
+                _ = refresh.notified() => self.republish(),
             }
         }
         self.publish();
         self.finish()
+    }
+
+    /// The last snapshot again, with the gauges read now: counts and histograms are left as
+    /// they were, so no interval is cut short.
+    fn republish(&mut self) {
+        let mut s = Snapshot::clone(&self.out.borrow());
+        (s.gauges, s.cluster) = (self.gauges)();
+        self.out.send_replace(Arc::new(s));
     }
 
     fn absorb(&mut self, r: Report) {
@@ -283,6 +299,9 @@ impl Aggregator {
                 *total += n;
             }
             snap.rows += op.rows;
+            snap.pages += op.pages;
+            snap.paged_seconds += op.paged_ns as f64 / 1e9;
+            snap.verified.add(&op.verified);
             snap.bytes += op.bytes;
             snap.retries += op.retries;
             snap.service.add_hdr(&op.service, &self.bounds_ns);
@@ -354,6 +373,7 @@ impl Aggregator {
             recent: self
                 .recent
                 .publish(now.saturating_duration_since(self.interval_start)),
+            process: crate::process::read(),
         };
         if let Some(log) = &mut self.cfg.hdr_log {
             log.write(self.interval_start, now, &self.cfg.op_names, &self.interval);

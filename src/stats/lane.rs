@@ -11,6 +11,8 @@ use hdrhistogram::Histogram;
 use crate::cql::ErrorKind;
 use crate::cql::nodes::SLOTS;
 
+use super::verdict::{Verdict, Verified};
+
 /// Latencies are recorded in nanoseconds, from 100 ns to an hour; slower is clamped.
 pub const HIST_LOW_NS: u64 = 100;
 pub const HIST_HIGH_NS: u64 = 3_600 * 1_000_000_000;
@@ -37,6 +39,10 @@ pub struct Sample {
     pub retries: u32,
     /// The node of the last attempt (an index of the node table), when one was sent.
     pub node: Option<u8>,
+    /// Pages a read fetched (0 for a write).
+    pub pages: u32,
+    /// What a verified read found.
+    pub verdict: Verdict,
 }
 
 /// One node's share of a lane's interval: its requests by outcome and the service time of its
@@ -124,6 +130,11 @@ pub struct OpStats {
     pub rows: u64,
     pub bytes: u64,
     pub retries: u64,
+    /// Pages fetched by successful reads, and their service time (a read's whole time, over
+    /// all its pages): divided, the time per page beside the service time.
+    pub pages: u64,
+    pub paged_ns: u64,
+    pub verified: Verified,
 }
 
 impl OpStats {
@@ -138,6 +149,9 @@ impl OpStats {
             rows: 0,
             bytes: 0,
             retries: 0,
+            pages: 0,
+            paged_ns: 0,
+            verified: Verified::default(),
         }
     }
 
@@ -169,6 +183,9 @@ impl OpStats {
         self.rows += other.rows;
         self.bytes += other.bytes;
         self.retries += other.retries;
+        self.pages += other.pages;
+        self.paged_ns = self.paged_ns.saturating_add(other.paged_ns);
+        self.verified.add(&other.verified);
     }
 }
 
@@ -249,6 +266,11 @@ impl LaneStats {
             Ok(rows) => {
                 op.ok += 1;
                 op.rows += rows;
+                if s.pages > 0 {
+                    op.pages += u64::from(s.pages);
+                    op.paged_ns = op.paged_ns.saturating_add(service);
+                }
+                op.verified.count(s.verdict);
                 op.service.saturating_record(service);
                 if let Some(r) = response {
                     op.response.saturating_record(r);
@@ -348,6 +370,8 @@ mod tests {
             bytes: 10,
             retries: 1,
             node: Some(2),
+            pages: 2,
+            verdict: Verdict::Mismatch,
         });
         s.record(&Sample {
             op: 1,
@@ -359,10 +383,16 @@ mod tests {
             bytes: 10,
             retries: 0,
             node: Some(2),
+            pages: 0,
+            verdict: Verdict::None,
         });
         assert!(s.ops[0].is_none(), "op 0 never ran: no histogram allocated");
         let op = s.ops[1].as_ref().unwrap();
         assert_eq!((op.ok, op.rows, op.bytes, op.retries), (1, 4, 20, 1));
+        // Pages and the verdict of the success only; its service time (3 ms) over its pages.
+        assert_eq!((op.pages, op.paged_ns), (2, 3_000_000));
+        assert_eq!(op.verified.mismatch, 1);
+        assert_eq!(op.verified.checked(), 1);
         assert_eq!(op.errors[ErrorKind::Overloaded.index()], 1);
         // The failure is kept apart from the success, under its kind.
         assert_eq!(op.service.len(), 1);

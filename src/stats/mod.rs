@@ -9,6 +9,7 @@ mod recall;
 mod recent;
 mod snapshot;
 mod summary;
+mod verdict;
 
 pub use aggregate::{
     Aggregator, AggregatorConfig, GaugeSource, REPORTS_CAPACITY, Report, report_channel,
@@ -22,3 +23,4 @@ pub use snapshot::{
     NodeState, OpSnapshot, Phase, RunPhase, Snapshot, native_index, native_upper_bound,
 };
 pub use summary::{OpSummary, Percentiles, Summary, quantile};
+pub use verdict::{Verdict, Verified};

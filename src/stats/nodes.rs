@@ -208,6 +208,8 @@ mod tests {
             index: 0,
             retries: 0,
             node: Some(node),
+            pages: 0,
+            verdict: crate::stats::Verdict::None,
         }
     }
 

@@ -142,6 +142,11 @@ pub struct OpSnapshot {
     pub rows: u64,
     pub bytes: u64,
     pub retries: u64,
+    /// Pages fetched by successful reads, and those reads' service time in seconds.
+    pub pages: u64,
+    pub paged_seconds: f64,
+    /// Verified reads by verdict.
+    pub verified: super::Verified,
     /// Successful requests: service time and response time.
     pub service: Buckets,
     pub response: Buckets,
@@ -166,6 +171,9 @@ impl OpSnapshot {
             rows: 0,
             bytes: 0,
             retries: 0,
+            pages: 0,
+            paged_seconds: 0.0,
+            verified: super::Verified::default(),
             service: Buckets::new(bounds),
             response: Buckets::new(bounds),
             failed_service: Buckets::new(bounds),
@@ -182,19 +190,28 @@ impl OpSnapshot {
 }
 
 /// What the engine says about itself when a snapshot is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Gauges {
     pub phase: Phase,
+    /// Connected and issuing (what `/readyz` answers).
+    pub ready: bool,
     pub paused: bool,
     pub target_rate: f64,
+    /// The stage of `load.stages` in force (held while paused): its index and itself.
+    #[serde(skip)]
+    pub stage: Option<(usize, crate::plan::Stage)>,
+    /// The model's knob and the cap in force, and the in-flight limit they make.
+    pub concurrency: u32,
+    pub max_in_flight: u32,
     pub in_flight_limit: u64,
     pub reloads_applied: u64,
     pub reloads_rejected: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    #[default]
     Starting,
     Connecting,
     Running,
@@ -322,11 +339,25 @@ pub struct Snapshot {
     pub achieved_rate: f64,
     /// Exact percentiles over about the last second, from the HDR histograms (the live page).
     pub recent: super::Recent,
+    /// This process's CPU, memory, descriptors and I/O when the snapshot was taken.
+    #[serde(skip)]
+    pub process: Option<crate::process::Process>,
 }
 
 impl Snapshot {
+    /// Successful requests of every op.
+    pub fn ok(&self) -> u64 {
+        self.ops.iter().map(|o| o.ok).sum()
+    }
+
+    /// Failed requests of every op.
     pub fn errors(&self) -> u64 {
         self.ops.iter().map(OpSnapshot::errors_total).sum()
+    }
+
+    /// Failed requests of every op, of one kind.
+    pub fn errors_of(&self, kind: crate::cql::ErrorKind) -> u64 {
+        self.ops.iter().map(|o| o.errors[kind.index()]).sum()
     }
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lane::{LaneStats, OpStats, histogram};
 use super::snapshot::Snapshot;
+use super::verdict::Verified;
 use crate::cql::ErrorKind;
 
 /// Post-warm-up histograms and counters: the summary's source.
@@ -109,6 +110,16 @@ pub struct OpSummary {
     pub response_time: Option<Percentiles>,
     /// Sent -> error, of failed requests (every kind).
     pub failed_service_time: Option<Percentiles>,
+    /// Pages fetched by successful reads, and their mean time per page (the read's service
+    /// time over its pages).
+    #[serde(default)]
+    pub pages: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_page_time_ms: Option<f64>,
+    /// Verified reads by verdict, whole run (warm-up included); absent for an op that does
+    /// not verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
     /// An ANN op's recall, when it is checked (`[ops.recall]`; the whole run, warm-up too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recall: Option<super::RecallSummary>,
@@ -149,6 +160,58 @@ pub struct Summary {
     pub peak_rss_bytes: u64,
 }
 
+/// The ops' verdicts, from the whole run (a row missing in the warm-up is still missing), and
+/// all of them together in `total`.
+fn with_verdicts(
+    mut ops: Vec<OpSummary>,
+    mut total: OpSummary,
+    last: &Snapshot,
+) -> (Vec<OpSummary>, OpSummary) {
+    let mut all = Verified::default();
+    for (op, snap) in ops.iter_mut().zip(&last.ops) {
+        if !snap.verified.is_empty() {
+            op.verified = Some(snap.verified);
+            all.add(&snap.verified);
+        }
+    }
+    total.verified = Some(all).filter(|v| !v.is_empty());
+    (ops, total)
+}
+
+/// One op's figures over the measured `secs` (its recall and verdicts are added after).
+fn op_summary(name: &str, op: &OpStats, secs: f64, sigfig: u8) -> OpSummary {
+    let errors = op.error_count();
+    OpSummary {
+        name: name.to_string(),
+        count: op.ok + errors,
+        ok: op.ok,
+        errors,
+        errors_by_kind: ErrorKind::ALL
+            .iter()
+            .filter(|k| op.errors[k.index()] > 0)
+            .map(|k| (k.name().to_string(), op.errors[k.index()]))
+            .collect(),
+        ops_per_second: if secs > 0.0 {
+            (op.ok + errors) as f64 / secs
+        } else {
+            0.0
+        },
+        rows: op.rows,
+        payload_bytes: op.bytes,
+        retries: op.retries,
+        service_time: Percentiles::of(&op.service),
+        response_time: Percentiles::of(&op.response),
+        failed_service_time: op
+            .failed
+            .as_ref()
+            .and_then(|f| Percentiles::of(&f.service_all(sigfig))),
+        pages: op.pages,
+        mean_page_time_ms: (op.pages > 0).then(|| op.paged_ns as f64 / 1e6 / op.pages as f64),
+        verified: None,
+        recall: None,
+    }
+}
+
 impl Summary {
     pub fn new(
         workload: &str,
@@ -161,32 +224,7 @@ impl Summary {
             (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
             _ => 0.0,
         };
-        let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-        let summarize = |name: &str, op: &OpStats| {
-            let errors = op.error_count();
-            OpSummary {
-                name: name.to_string(),
-                count: op.ok + errors,
-                ok: op.ok,
-                errors,
-                errors_by_kind: ErrorKind::ALL
-                    .iter()
-                    .filter(|k| op.errors[k.index()] > 0)
-                    .map(|k| (k.name().to_string(), op.errors[k.index()]))
-                    .collect(),
-                ops_per_second: rate(op.ok + errors),
-                rows: op.rows,
-                payload_bytes: op.bytes,
-                retries: op.retries,
-                service_time: Percentiles::of(&op.service),
-                response_time: Percentiles::of(&op.response),
-                failed_service_time: op
-                    .failed
-                    .as_ref()
-                    .and_then(|f| Percentiles::of(&f.service_all(m.sigfig))),
-                recall: None,
-            }
-        };
+        let summarize = |name: &str, op: &OpStats| op_summary(name, op, secs, m.sigfig);
         let ops: Vec<OpSummary> = names
             .iter()
             .zip(&m.ops)
@@ -200,7 +238,8 @@ impl Summary {
         for op in &m.ops {
             all.add(op);
         }
-        let ok: u64 = last.ops.iter().map(|o| o.ok).sum();
+        let (ops, total) = with_verdicts(ops, summarize("total", &all), last);
+        let ok = last.ok();
         let failed = last.errors();
         let dropped = last.dropped_backlog;
         let not_sent = last.not_sent_run_ended;
@@ -208,7 +247,7 @@ impl Summary {
             workload: workload.to_string(),
             model: model.to_string(),
             duration_seconds: secs,
-            total: summarize("total", &all),
+            total,
             ops,
             schedule_lag: Percentiles::of(&m.lag),
             scheduled: m.scheduled,
@@ -226,7 +265,29 @@ impl Summary {
             } else {
                 0.0
             },
-            peak_rss_bytes: crate::process::read().map_or(0, |p| p.peak_resident_bytes),
+            peak_rss_bytes: last.process.map_or(0, |p| p.peak_resident_bytes),
+        }
+    }
+
+    /// Verified reads and pages, one line per op that has them.
+    fn reads_table(&self, out: &mut String) {
+        for op in &self.ops {
+            if let Some(v) = &op.verified {
+                let _ = writeln!(
+                    out,
+                    "verified reads of {}: ok {}, missing {}, mismatch {} (skipped, nothing acknowledged yet: {})",
+                    op.name, v.ok, v.missing, v.mismatch, v.skipped
+                );
+            }
+            if let Some(ms) = op.mean_page_time_ms {
+                let _ = writeln!(
+                    out,
+                    "pages of {}: {} ({:.1} rows and {ms:.3} ms per page)",
+                    op.name,
+                    op.pages,
+                    op.rows as f64 / op.pages as f64
+                );
+            }
         }
     }
 
@@ -309,6 +370,7 @@ impl Summary {
                 lag.p50_ms, lag.p99_ms, lag.max_ms
             );
         }
+        self.reads_table(&mut out);
         self.op_lines(&mut out);
         let _ = writeln!(
             out,
@@ -355,7 +417,7 @@ pub fn status_line(s: &Snapshot) {
         format_seconds(p99),
         s.in_flight,
         s.gauges.in_flight_limit,
-        s.ops.iter().map(|o| o.ok).sum::<u64>(),
+        s.ok(),
         s.errors(),
         s.dropped_backlog,
     );

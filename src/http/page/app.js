@@ -89,6 +89,19 @@ function renderStatus(s) {
   $("rate-input").placeholder = `${formatNumber(s.target_rate)} ops/s`;
   $("concurrency-input").placeholder = `now ${s.concurrency}`;
   renderNodes(s.nodes);
+  renderVerified(s.ops);
+}
+
+// Ops that verify (their /status entry has `verified`); hidden when none does, or for a
+// daemon older than the field.
+function renderVerified(ops) {
+  const verifying = Array.isArray(ops) ? ops.filter((o) => o.verified) : [];
+  $("verified").hidden = verifying.length === 0;
+  $("verified-table").tBodies[0].replaceChildren(...verifying.map((o) => {
+    const v = o.verified;
+    return row([o.name, formatNumber(v.ok), formatNumber(v.missing), formatNumber(v.mismatch),
+      formatNumber(v.skipped)], v.missing + v.mismatch > 0 ? "bad" : "");
+  }));
 }
 
 function renderNodes(nodes) {
