@@ -303,14 +303,19 @@ mod tests {
                 })
             })
             .collect();
+        // Readers pick until the writers are done (however the threads are scheduled), and at
+        // least 200,000 times.
         let mut picked = 0;
-        for r in 0..200_000u64 {
+        let finished = |p: &[AtomicU64; 2]| p.iter().all(|d| d.load(Ordering::Acquire) == 200_000);
+        let mut r = 0u64;
+        while r < 200_000 || !finished(&progress) {
             if let Some(i) = a.pick(mix(r)) {
                 assert_ne!(i % 3, 0, "picked failed write {i}");
                 let done = progress[(i % 2) as usize].load(Ordering::Acquire);
                 assert!(i / 2 < done + 1, "picked {i} before its record");
                 picked += 1;
             }
+            r += 1;
         }
         writers.into_iter().for_each(|w| w.join().unwrap());
         assert!(picked > 0);
