@@ -10,7 +10,8 @@ Environment:
     CQL_TLS_CA        PEM file of the CA that signed the node's certificate: speak TLS
     CQL_TLS_CERT, CQL_TLS_KEY   client certificate and key (mutual TLS)
     CQL_USER, CQL_PASSWORD      PasswordAuthenticator credentials
-Rows are printed tab-separated; errors go to stderr with exit status 1 (2: cannot connect).
+Rows are printed tab-separated; errors go to stderr with exit status 1 (2: cannot connect; 3:
+the node answered but refused the login, e.g. while the replicas of system_auth are down).
 Every statement goes to HOST itself (a readiness check asks that node, not the cluster).
 """
 import os
@@ -18,6 +19,7 @@ import ssl
 import sys
 
 from cassandra import ConsistencyLevel
+from cassandra import AuthenticationFailed
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.policies import WhiteListRoundRobinPolicy
@@ -75,7 +77,8 @@ def main():
         session = cluster.connect()
     except NoHostAvailable as e:
         print("cannot connect to %s:%d: %s" % (host, port, e), file=sys.stderr)
-        return 2
+        refused = any(isinstance(x, AuthenticationFailed) for x in e.errors.values())
+        return 3 if refused else 2
     try:
         for q in stmts:
             result = session.execute(SimpleStatement(q))
