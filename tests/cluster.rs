@@ -577,11 +577,19 @@ ops = 300
         failed.len() * h,
         "one histogram per (op, kind) that failed"
     );
+    // Pages and their time: two series per read op that fetched one (here only `slow`, a
+    // read that sometimes beats its 1 us deadline), counted from /status.
+    let paged = d.status()["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["pages"].as_u64().unwrap_or(0) > 0)
+        .count();
     assert_eq!(
         per_op,
-        plan.ops.len() * (4 * h + 16),
+        plan.ops.len() * (4 * h + 16) + 2 * paged,
         "per op: service and response time by outcome, 11 error kinds, requests by outcome, \
-         rows, retries, bytes"
+         rows, retries, bytes; pages and their time for {paged} read op(s)"
     );
     assert!(
         fixed <= h + 32,
