@@ -325,3 +325,163 @@ async fn a_query_expects_the_writes_acknowledged_before_it() {
     );
     drop_keyspace(&session().await, &ks).await;
 }
+
+/// Runs the spec to its end with `--recall-log` and returns the summary and the log's lines.
+async fn run_logged(
+    path: &std::path::Path,
+    overrides: Vec<cqlpulse::spec::Override>,
+) -> (Summary, Vec<serde_json::Value>) {
+    let log = path.with_extension("recall.jsonl");
+    let loaded = Loaded::load(path.to_path_buf(), overrides).unwrap_or_else(|e| panic!("{e}"));
+    let opts = cqlpulse::daemon::RunOptions {
+        recall_log: Some(log.clone()),
+        ..Default::default()
+    };
+    let s = cqlpulse::daemon::run(
+        loaded,
+        opts,
+        tokio_util::sync::CancellationToken::new(),
+        |_, _| async {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (s, lines)
+}
+
+/// The stored vector of op index `i`, regenerated from the spec's `v` generator.
+fn stored_vector(plan: &cqlpulse::plan::Plan, i: u64) -> Vec<f32> {
+    let v = plan.spec.data.keys().position(|n| n == "v").unwrap();
+    let Datum::List(items) = plan.generators[v].datum(plan.seed, v as u64, i) else {
+        panic!("a vector is a list");
+    };
+    items
+        .iter()
+        .map(|d| match d {
+            Datum::Float(x) => *x as f32,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum()
+}
+
+fn u64s(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
+}
+
+/// ANN queries sent while inserts run (8 chains, 3 inserts to 1 query, every query checked):
+/// the rows a query may count are those acknowledged when it was sent, which only cqlpulse
+/// saw, so it logs them (`--recall-log`: the acknowledgements in order, and per query how
+/// many of them it counted, and the keys returned). From that log alone the test redoes every
+/// check by the README's rule with its own brute force over vectors it regenerates, and must
+/// get cqlpulse's numbers exactly, query by query and in total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_under_concurrent_writes_agrees_exactly_with_an_independent_check() {
+    require_cassandra();
+    let _serial = serial().await;
+    let ks = keyspace("vector_concurrent");
+    let path = spec_file("vector-concurrent", &spec(&ks));
+    let ops = 600u64;
+    let (s, log) = run_logged(
+        &path,
+        vec![set("load.ops", &ops.to_string()), set("ops.0.weight", "3")],
+    )
+    .await;
+    assert_eq!((s.ok, s.failed), (ops, 0), "{}", s.table());
+    let recall = s.ops[1].recall.clone().expect("recall");
+    let plan = Loaded::load(path.clone(), vec![]).unwrap().plan;
+    let is_write = |i: u64| cqlpulse::engine::choose(&[3.0, 4.0], plan.seed, i) == 0;
+    // The acknowledgements, in the order cqlpulse recorded them.
+    let mut order: Vec<u64> = Vec::new();
+    for line in log.iter().filter(|l| l.get("acknowledged").is_some()) {
+        assert_eq!(line["writer"], "insert");
+        assert_eq!(line["from"].as_u64(), Some(order.len() as u64), "{line}");
+        order.extend(u64s(&line["acknowledged"]));
+    }
+    let mut distinct = order.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), order.len(), "each acknowledgement once");
+    assert!(order.iter().all(|&i| i < ops && is_write(i)));
+    assert!(order.len() as u64 <= s.ops[0].ok);
+    // Every row cqlpulse counted as acknowledged is in the table.
+    let session = session().await;
+    let ids: Vec<i64> = stored(&session, &ks).await.into_keys().collect();
+    assert!(order.iter().all(|&i| ids.contains(&(i as i64))));
+
+    let checked: Vec<&serde_json::Value> =
+        log.iter().filter(|l| l.get("index").is_some()).collect();
+    assert_eq!(checked.len() as u64, recall.checked);
+    assert_eq!(
+        recall.checked, s.ops[1].ok,
+        "every query checked: {recall:?}"
+    );
+    let (mut hits, mut expected, mut raced) = (0u64, 0u64, 0);
+    for c in &checked {
+        let (q, mark) = (c["index"].as_u64().unwrap(), c["mark"].as_u64().unwrap());
+        let written = &order[..mark as usize];
+        // A write below the query not acknowledged when it was sent: the case at stake.
+        raced += usize::from((0..q).any(|i| is_write(i) && !written.contains(&i)));
+        let query = query_vector(&path, q);
+        let mut returned: Vec<u64> = Vec::new();
+        for k in u64s(&c["returned"]) {
+            if !returned.contains(&k) {
+                returned.push(k);
+            }
+        }
+        // In flight at send: a write of this run (op index below `ops`), not counted written.
+        let uncertain = returned
+            .iter()
+            .filter(|&&i| !written.contains(&i) && i < ops && is_write(i))
+            .count();
+        let mut truth: Vec<(f64, u64)> = written
+            .iter()
+            .map(|&i| (squared_distance(&stored_vector(&plan, i), &query), i))
+            .collect();
+        truth.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        truth.truncate(K.saturating_sub(uncertain));
+        let found = match truth.last() {
+            None => 0,
+            Some(&(kth, _)) => returned
+                .iter()
+                .filter(|i| written.contains(i))
+                .filter(|&&i| squared_distance(&stored_vector(&plan, i), &query) <= kth)
+                .count()
+                .min(truth.len()),
+        };
+        let mine = (found as u64, truth.len() as u64, uncertain as u64);
+        let theirs = (
+            c["hits"].as_u64().unwrap(),
+            c["expected"].as_u64().unwrap(),
+            c["uncertain"].as_u64().unwrap(),
+        );
+        assert_eq!(theirs, mine, "query {q} (hits, expected, uncertain): {c}");
+        hits += mine.0;
+        expected += mine.1;
+    }
+    assert_eq!(
+        (recall.hits, recall.expected),
+        (hits, expected),
+        "{recall:?}"
+    );
+    assert!(
+        raced > 0,
+        "no query was sent with a write below it still unacknowledged: the test ran no race"
+    );
+    assert!(expected > 0 && hits > expected / 2, "{recall:?}");
+    drop_keyspace(&session, &ks).await;
+}
