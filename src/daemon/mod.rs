@@ -354,22 +354,8 @@ where
 {
     let plan = Arc::new(loaded.plan);
     let shared = Arc::new(Shared::new(plan.clone(), loaded.path, loaded.overrides));
-    let (hdr_log, hdr_log_result) = match &opts.hdr_log {
-        Some(p) => {
-            let (log, result) =
-                HdrLog::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-            (Some(log), Some(result))
-        }
-        None => (None, None),
-    };
-    let (recall_log, recall_log_result) = match &opts.recall_log {
-        Some(p) => {
-            let (log, result) =
-                RecallLog::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-            (Some(log), Some(result))
-        }
-        None => (None, None),
-    };
+    let (hdr_log, hdr_log_result) = create_log(&opts.hdr_log, HdrLog::create)?;
+    let (recall_log, recall_log_result) = create_log(&opts.recall_log, RecallLog::create)?;
     let cfg = AggregatorConfig {
         status_every: opts.status_every,
         hdr_log,
@@ -424,6 +410,18 @@ where
         return Err(RunError::Unwritten(unwritten));
     }
     Ok(summary)
+}
+
+/// Creates an output log at `path`, if asked for, before the run: a bad path fails now.
+fn create_log<L, R>(
+    path: &Option<PathBuf>,
+    create: impl FnOnce(&std::path::Path) -> std::io::Result<(L, R)>,
+) -> Result<(Option<L>, Option<R>), RunError> {
+    let Some(p) = path else {
+        return Ok((None, None));
+    };
+    let (log, result) = create(p).with_context(|| format!("cannot create {}", p.display()))?;
+    Ok((Some(log), Some(result)))
 }
 
 /// Prints the summary and writes its JSON; what could not be written (the HDR log included)
