@@ -109,9 +109,17 @@ async fn stored(session: &Session, ks: &str) -> HashMap<i64, Vec<f32>> {
 /// The query vector of op index `j`, from the spec's `q` generator (the input both sides share;
 /// what is checked is the answer and the truth).
 fn query_vector(path: &std::path::Path, j: u64) -> Vec<f32> {
-    let plan = Loaded::load(path.to_path_buf(), vec![]).unwrap().plan;
-    let q = plan.spec.data.keys().position(|n| n == "q").unwrap();
-    let Datum::List(items) = plan.generators[q].datum(plan.seed, q as u64, j) else {
+    vector_of(
+        &Loaded::load(path.to_path_buf(), vec![]).unwrap().plan,
+        "q",
+        j,
+    )
+}
+
+/// The vector generator `name`'s value at op index `i`, through the library's generators.
+fn vector_of(plan: &cqlpulse::plan::Plan, name: &str, i: u64) -> Vec<f32> {
+    let g = plan.spec.data.keys().position(|n| n == name).unwrap();
+    let Datum::List(items) = plan.generators[g].datum(plan.seed, g as u64, i) else {
         panic!("a vector is a list");
     };
     items
@@ -209,6 +217,23 @@ async fn a_tiny_index_gives_recall_one() {
     drop_keyspace(&session().await, &ks).await;
 }
 
+/// Writes a row behind cqlpulse's back at the vector of each query `0..queries` (ids from
+/// 1,000,000: keys the run never writes): the node returns it first, a miss for cqlpulse.
+async fn plant(session: &Session, ks: &str, path: &std::path::Path, queries: u64) {
+    let insert = session
+        .prepare(format!("INSERT INTO {ks}.items (id, v) VALUES (?, ?)"))
+        .await
+        .unwrap();
+    let plan = Loaded::load(path.to_path_buf(), vec![]).unwrap().plan;
+    for j in 0..queries {
+        let id = 1_000_000 + j as i64;
+        session
+            .execute_unpaged(&insert, (id, vector_of(&plan, "q", j)))
+            .await
+            .unwrap();
+    }
+}
+
 /// Rows written behind cqlpulse's back (not acknowledged to it) at each query's own vector:
 /// the node returns them first, so each query finds at most k - 1 of the true neighbours
 /// among the rows cqlpulse wrote. The measured recall is below 1, and still the test's own.
@@ -221,17 +246,7 @@ async fn rows_written_outside_the_acknowledged_set_lower_recall_exactly() {
     let (rows, queries) = (400, 40);
     ingest(&path, rows).await;
     let session = session().await;
-    let insert = session
-        .prepare(format!("INSERT INTO {ks}.items (id, v) VALUES (?, ?)"))
-        .await
-        .unwrap();
-    for j in 0..queries {
-        let id = 1_000_000 + j as i64;
-        session
-            .execute_unpaged(&insert, (id, query_vector(&path, j)))
-            .await
-            .unwrap();
-    }
+    plant(&session, &ks, &path, queries).await;
     let (_, recall) = query(&path, rows, queries).await;
     let (hits, expected) = independent(&session, &ks, &path, |id| id < rows as i64, queries).await;
     assert_eq!(
@@ -353,21 +368,6 @@ async fn run_logged(
     (s, lines)
 }
 
-/// The stored vector of op index `i`, regenerated from the spec's `v` generator.
-fn stored_vector(plan: &cqlpulse::plan::Plan, i: u64) -> Vec<f32> {
-    let v = plan.spec.data.keys().position(|n| n == "v").unwrap();
-    let Datum::List(items) = plan.generators[v].datum(plan.seed, v as u64, i) else {
-        panic!("a vector is a list");
-    };
-    items
-        .iter()
-        .map(|d| match d {
-            Datum::Float(x) => *x as f32,
-            other => panic!("{other:?}"),
-        })
-        .collect()
-}
-
 fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
     a.iter()
         .zip(b)
@@ -436,7 +436,7 @@ async fn recall_under_concurrent_writes_agrees_exactly_with_an_independent_check
         let written = &order[..mark as usize];
         // A write below the query not acknowledged when it was sent: the case at stake.
         raced += usize::from((0..q).any(|i| is_write(i) && !written.contains(&i)));
-        let query = query_vector(&path, q);
+        let query = vector_of(&plan, "q", q);
         let mut returned: Vec<u64> = Vec::new();
         for k in u64s(&c["returned"]) {
             if !returned.contains(&k) {
@@ -450,7 +450,7 @@ async fn recall_under_concurrent_writes_agrees_exactly_with_an_independent_check
             .count();
         let mut truth: Vec<(f64, u64)> = written
             .iter()
-            .map(|&i| (squared_distance(&stored_vector(&plan, i), &query), i))
+            .map(|&i| (squared_distance(&vector_of(&plan, "v", i), &query), i))
             .collect();
         truth.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         truth.truncate(K.saturating_sub(uncertain));
@@ -459,7 +459,7 @@ async fn recall_under_concurrent_writes_agrees_exactly_with_an_independent_check
             Some(&(kth, _)) => returned
                 .iter()
                 .filter(|i| written.contains(i))
-                .filter(|&&i| squared_distance(&stored_vector(&plan, i), &query) <= kth)
+                .filter(|&&i| squared_distance(&vector_of(&plan, "v", i), &query) <= kth)
                 .count()
                 .min(truth.len()),
         };
@@ -483,5 +483,161 @@ async fn recall_under_concurrent_writes_agrees_exactly_with_an_independent_check
         "no query was sent with a write below it still unacknowledged: the test ran no race"
     );
     assert!(expected > 0 && hits > expected / 2, "{recall:?}");
+    drop_keyspace(&session, &ks).await;
+}
+
+/// The alerts Prometheus holds for `alertname` on `instance`: (labels, state) of each.
+fn alerts(prom: &str, alertname: &str, instance: &str) -> Vec<(serde_json::Value, String)> {
+    let (status, body) = get(prom, "/api/v1/alerts");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["labels"]["alertname"] == alertname && a["labels"]["instance"] == instance)
+        .map(|a| {
+            (
+                a["labels"].clone(),
+                a["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The rule groups Prometheus loaded, by name, with each rule's health.
+fn rule_groups(prom: &str) -> Vec<(String, Vec<String>)> {
+    let (status, body) = get(prom, "/api/v1/rules");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let groups = v["data"]["groups"].as_array().cloned().unwrap_or_default();
+    groups
+        .iter()
+        .map(|g| {
+            let health = g["rules"].as_array().into_iter().flatten();
+            let health = health.map(|r| format!("{}: {}", r["name"], r["health"]));
+            (
+                g["name"].as_str().unwrap_or("").to_string(),
+                health.collect(),
+            )
+        })
+        .collect()
+}
+
+/// A recall threshold crossed, seen in the test Prometheus: the suite's Prometheus loads the
+/// shipped rules as they are (`scripts/prometheus`), and beside them a copy of
+/// CqlpulseRecallLow generated from the shipped rule with its `for` (5m) shortened to 5 s
+/// (label `copy`). Rows planted at each query's vector behind cqlpulse's back make every
+/// query miss at least one of its 5 neighbours (recall at most 0.8, as in the test above)
+/// against `alert_below = 0.9`; a daemon serving on a scraped port sends the queries. The
+/// copy must fire for that instance and op, and the shipped rule, on the same expression,
+/// must be pending (it fires after its 5 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_below_its_threshold_fires_the_alert_in_prometheus() {
+    require_cassandra();
+    let _serial = serial().await;
+    let prom = prometheus_addr();
+    let groups = rule_groups(&prom);
+    let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+    for want in [
+        "cqlpulse.recording",
+        "cqlpulse.run_state",
+        "cqlpulse.alerts",
+        "cqlpulse.alerts.recall-fast",
+    ] {
+        assert!(
+            names.contains(&want),
+            "Prometheus at {prom} has not loaded rule group {want} (scripts/prometheus loads \
+             deploy/prometheus/cqlpulse-rules.yml); it has: {groups:?}"
+        );
+    }
+    let unhealthy: Vec<&String> = groups
+        .iter()
+        .flat_map(|(_, rules)| rules)
+        .filter(|r| r.ends_with("\"err\""))
+        .collect();
+    assert!(
+        unhealthy.is_empty(),
+        "rules failing to evaluate: {unhealthy:?}"
+    );
+
+    let ks = keyspace("vector_alert");
+    let text = spec(&ks).replace("cpu = 8.0", "cpu = 8.0\nalert_below = 0.9");
+    let path = spec_file("vector-alert", &text);
+    let (rows, queries) = (400u64, 1200u64);
+    ingest(&path, rows).await;
+    let session = session().await;
+    plant(&session, &ks, &path, queries).await;
+    let addr = "127.0.0.1:19464";
+    let (ops, preloaded) = (
+        queries.to_string(),
+        format!("ops.1.recall.preloaded={rows}"),
+    );
+    let args = [
+        "--rate",
+        "20",
+        "--ops",
+        &ops,
+        "--set",
+        "ops.0.weight=0",
+        "--set",
+        &preloaded,
+    ];
+    let mut daemon = Daemon::start(&path, addr, &args, &[]);
+    // Schema agreement on a busy node can take a minute: the alert's wait starts once the
+    // daemon is ready.
+    wait_for(Duration::from_secs(180), "the daemon ready", || {
+        get(addr, "/readyz").0 == 200
+    });
+    let limit = Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + limit;
+    let state = |alerts: &[(serde_json::Value, String)], copy: bool| {
+        alerts
+            .iter()
+            .find(|(l, _)| l["op"] == "ann" && l.get("copy").is_some() == copy)
+            .map(|(_, s)| s.clone())
+    };
+    let found = loop {
+        let now = alerts(&prom, "CqlpulseRecallLow", addr);
+        if state(&now, true).as_deref() == Some("firing") {
+            break now;
+        }
+        if std::time::Instant::now() > deadline {
+            let recall = promql(
+                &prom,
+                &format!(
+                    "increase(cqlpulse_recall_hits_total{{instance=\"{addr}\"}}[5m]) / \
+                     increase(cqlpulse_recall_expected_total{{instance=\"{addr}\"}}[5m])"
+                ),
+                unix_now(),
+            );
+            panic!(
+                "CqlpulseRecallLow not firing for {addr} within {limit:?}. Prometheus's alerts \
+                 for it: {now:?}; its recall over 5m: {recall:?}; status: {}; log: {}",
+                daemon.status(),
+                daemon.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(
+        state(&found, false).as_deref(),
+        Some("pending"),
+        "the shipped rule (for: 5m) on the same expression: {found:?}"
+    );
+    // What made it fire: the daemon's own recall, checked below its threshold.
+    let status = daemon.status();
+    let recall = &status["recall"][0];
+    assert_eq!(recall["op"], "ann", "{status}");
+    assert_eq!(recall["threshold"].as_f64(), Some(0.9), "{status}");
+    let (hits, expected) = (recall["hits"].as_u64(), recall["expected"].as_u64());
+    assert!(
+        hits.zip(expected)
+            .is_some_and(|(h, e)| e > 0 && (h as f64) < 0.9 * e as f64),
+        "{status}"
+    );
+    daemon.signal("TERM");
+    daemon.wait(Duration::from_secs(30));
     drop_keyspace(&session, &ks).await;
 }
