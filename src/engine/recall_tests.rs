@@ -77,6 +77,15 @@ fn nearest(plan: &Plan, q: u64, written: &[u64]) -> Vec<u64> {
     by.into_iter().map(|(_, i)| i).collect()
 }
 
+/// A verdict: (hits, expected, uncertain).
+fn v(hits: u32, expected: u32, uncertain: u32) -> Verdict {
+    Verdict {
+        hits,
+        expected,
+        uncertain,
+    }
+}
+
 #[test]
 fn the_truth_is_what_was_acknowledged_at_send_and_rows_in_flight_are_left_out() {
     let plan = plan();
@@ -116,45 +125,17 @@ fn the_truth_is_what_was_acknowledged_at_send_and_rows_in_flight_are_left_out() 
     for &i in &after[..50] {
         acked.record(i, true);
     }
-    let exact = Verdict {
-        hits: 3,
-        expected: 3,
-        uncertain: 0,
-    };
+    let exact = v(3, 3, 0);
     assert_eq!(verdict(&mut checker, &[t0, t1, t2]), exact);
     // A write in flight at send, returned: it takes its place, the other two are judged
     // against the true two nearest (here the node returned the 1st and 4th: one hit).
     let in_flight = after[10];
-    let got = verdict(&mut checker, &[in_flight, t0, t1]);
-    assert_eq!(
-        got,
-        Verdict {
-            hits: 2,
-            expected: 2,
-            uncertain: 1
-        }
-    );
-    let got = verdict(&mut checker, &[t0, in_flight, t3]);
-    assert_eq!(
-        got,
-        Verdict {
-            hits: 1,
-            expected: 2,
-            uncertain: 1
-        }
-    );
+    assert_eq!(verdict(&mut checker, &[in_flight, t0, t1]), v(2, 2, 1));
+    assert_eq!(verdict(&mut checker, &[t0, in_flight, t3]), v(1, 2, 1));
     // Never acknowledged at all (still in flight, or failed): the same.
     let never = after[80];
     acked.record(never, false);
-    let got = verdict(&mut checker, &[never, in_flight, t0]);
-    assert_eq!(
-        got,
-        Verdict {
-            hits: 1,
-            expected: 1,
-            uncertain: 2
-        }
-    );
+    assert_eq!(verdict(&mut checker, &[never, in_flight, t0]), v(1, 1, 2));
     // A key the run never writes (a query's op index, or a writer's op index not claimed: a
     // row written by someone else): a miss.
     let unclaimed = (400..)
@@ -162,35 +143,13 @@ fn the_truth_is_what_was_acknowledged_at_send_and_rows_in_flight_are_left_out() 
         .unwrap();
     let foreign = [queries[0], unclaimed];
     let got = verdict(&mut checker, &[foreign[0], t0, t1]);
-    assert_eq!(
-        got,
-        Verdict {
-            hits: 2,
-            expected: 3,
-            uncertain: 0
-        }
-    );
+    assert_eq!(got, v(2, 3, 0));
     let got = verdict(&mut checker, &[t0, foreign[1], t2]);
-    assert_eq!(
-        got,
-        Verdict {
-            hits: 2,
-            expected: 3,
-            uncertain: 0
-        }
-    );
+    assert_eq!(got, v(2, 3, 0));
     // Later acknowledgements change nothing: the same answers, the same verdicts.
     for &i in &after[50..] {
         acked.record(i, true);
     }
     assert_eq!(verdict(&mut checker, &[t0, t1, t2]), exact);
-    let got = verdict(&mut checker, &[t0, in_flight, t3]);
-    assert_eq!(
-        got,
-        Verdict {
-            hits: 1,
-            expected: 2,
-            uncertain: 1
-        }
-    );
+    assert_eq!(verdict(&mut checker, &[t0, in_flight, t3]), v(1, 2, 1));
 }
