@@ -17,7 +17,7 @@
 //! **Rows in flight** when the query was sent may or may not be in the node's answer. A
 //! returned row that is not written (above) but is one of the writer's op indices (at or above
 //! `preloaded`, claimed by this instance before the check, and the writer by the op choice of
-//! the run's weights) is
+//! the weights the run started with: a reload that changes them is not followed) is
 //! *uncertain*: neither a hit nor a miss, and it takes its place from the answer: with `u`
 //! uncertain rows among the returned, the query is judged on its other `k - u` rows, against
 //! the true `k - u` nearest written rows. Any other returned row (a key this run never writes,
