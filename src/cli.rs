@@ -193,6 +193,10 @@ pub struct RunArgs {
     /// Write an HdrHistogram interval log (service time per op) to this file.
     #[arg(long)]
     pub hdr_log: Option<PathBuf>,
+    /// Write each checked ANN query and what it counted as written to this file (JSON lines;
+    /// README, "Vector search").
+    #[arg(long)]
+    pub recall_log: Option<PathBuf>,
     /// Seconds between status lines (0 = none).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub status_every: Duration,

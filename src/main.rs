@@ -146,6 +146,7 @@ async fn run_daemon(args: cli::RunArgs) -> Result<(), RunError> {
     let opts = RunOptions {
         summary_json: args.summary_json,
         hdr_log: args.hdr_log,
+        recall_log: args.recall_log,
         status_every: args.status_every,
         linger: args.linger,
         print_summary: true,

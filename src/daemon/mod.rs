@@ -21,6 +21,7 @@ use crate::cql;
 use crate::engine::{self, Control, CqlExecutor};
 use crate::output::WriteError;
 use crate::plan::{self, Plan, ShardEnv};
+use crate::recall::log::RecallLog;
 use crate::spec::{self, Override, SpecError};
 use crate::stats::{
     Aggregator, AggregatorConfig, ClusterGauges, Gauges, HdrLog, HdrLogResult, NodeState, Phase,
@@ -115,6 +116,9 @@ pub fn now_ms() -> i64 {
 pub struct RunOptions {
     pub summary_json: Option<PathBuf>,
     pub hdr_log: Option<PathBuf>,
+    /// Write each checked ANN query (and the acknowledgements it counted) here, as JSON lines
+    /// (`recall::log`).
+    pub recall_log: Option<PathBuf>,
     /// Seconds between status lines on stderr (zero = none).
     pub status_every: Duration,
     /// Keep serving HTTP this long after the run ends, for a last scrape.
@@ -350,14 +354,8 @@ where
 {
     let plan = Arc::new(loaded.plan);
     let shared = Arc::new(Shared::new(plan.clone(), loaded.path, loaded.overrides));
-    let (hdr_log, hdr_log_result) = match &opts.hdr_log {
-        Some(p) => {
-            let (log, result) =
-                HdrLog::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-            (Some(log), Some(result))
-        }
-        None => (None, None),
-    };
+    let (hdr_log, hdr_log_result) = create_log(&opts.hdr_log, HdrLog::create)?;
+    let (recall_log, recall_log_result) = create_log(&opts.recall_log, RecallLog::create)?;
     let cfg = AggregatorConfig {
         status_every: opts.status_every,
         hdr_log,
@@ -382,14 +380,23 @@ where
 
     // The aggregator ends when the last report sender is gone: this one goes once the phase
     // is `done`, so the last snapshot says so.
-    let outcome = connect_and_run(&shared, plan, reports.clone(), &shutdown, snapshots).await;
+    let outcome = connect_and_run(
+        &shared,
+        plan,
+        reports.clone(),
+        &shutdown,
+        snapshots,
+        recall_log,
+    )
+    .await;
     shared.set_phase(Phase::Done);
     drop(reports);
     let summary = aggregation.await.context("the aggregator failed")?;
     if let Some(r) = reloader {
         r.abort();
     }
-    let unwritten = publish(&opts, &summary, hdr_log_result);
+    let mut unwritten = publish(&opts, &summary, hdr_log_result);
+    unwritten.extend(recall_log_result.and_then(|r| r.result().err()));
     if !opts.linger.is_zero() {
         tokio::select! {
             _ = tokio::time::sleep(opts.linger) => {}
@@ -403,6 +410,18 @@ where
         return Err(RunError::Unwritten(unwritten));
     }
     Ok(summary)
+}
+
+/// Creates an output log at `path`, if asked for, before the run: a bad path fails now.
+fn create_log<L, R>(
+    path: &Option<PathBuf>,
+    create: impl FnOnce(&std::path::Path) -> std::io::Result<(L, R)>,
+) -> Result<(Option<L>, Option<R>), RunError> {
+    let Some(p) = path else {
+        return Ok((None, None));
+    };
+    let (log, result) = create(p).with_context(|| format!("cannot create {}", p.display()))?;
+    Ok((Some(log), Some(result)))
 }
 
 /// Prints the summary and writes its JSON; what could not be written (the HDR log included)
@@ -447,6 +466,7 @@ async fn connect_and_run(
     reports: tokio::sync::mpsc::Sender<crate::stats::Report>,
     shutdown: &CancellationToken,
     snapshots: watch::Receiver<Arc<Snapshot>>,
+    recall_log: Option<RecallLog>,
 ) -> Result<(), RunError> {
     if plan.shard.surplus {
         // Exiting would make the orchestrator restart the pod forever; waiting keeps /healthz
@@ -485,7 +505,8 @@ async fn connect_and_run(
     // The recall checker's thread ends once the executor (its queue's sender) is gone; its
     // last reports reach the aggregator before the summary (it holds a report sender).
     let recall =
-        engine::recall::Probe::start(&plan, &acked, reports.clone()).map(|(probe, _)| probe);
+        engine::recall::Probe::start(&plan, &acked, reports.clone(), &shared.control, recall_log)
+            .map(|(probe, _)| probe);
     let executor = Arc::new(CqlExecutor::new(
         plan.clone(),
         session,

@@ -24,12 +24,21 @@
 //! tracked; a write past them is counted in [`untracked`](Acked::untracked) and never picked
 //! (about 12 hours at 100,000 ops/s of one instance).
 //!
+//! **The order of acknowledgements** (recall writers only). A recall check needs what was
+//! acknowledged when its query was *sent*, not when it is checked. The tracker of a write a
+//! recall check reads back also logs each acknowledged position in the order recorded (4 bytes
+//! per acknowledgement, in pages of 4 MiB allocated as the run reaches them), so a query's lane
+//! captures that set as one number, the log's length ([`mark`](Acked::mark): one atomic load,
+//! no lock, nothing allocated), and the checker reads the first `mark` entries back later
+//! ([`acknowledgements`](Acked::acknowledgements)).
+//!
 //! **Shards and batches.** Positions are this instance's op numbers, so the bitmap stays dense
 //! whatever the [`IndexMap`] (contiguous or interleaved across shards), and each instance
 //! verifies its own writes. A batched write records its op index `i`; the caller expands it to
 //! the rows `i * size ..` it wrote.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::plan::{IndexMap, Plan};
@@ -39,8 +48,11 @@ pub const PAGE_OPS: u64 = 1 << 20;
 const PAGE_WORDS: usize = (PAGE_OPS / 64) as usize;
 /// Pages in the directory: 4,096, so [`MAX_OPS`] = 2^32 op numbers.
 const PAGES: usize = 4096;
-/// Op numbers tracked; later ones are counted, not tracked.
-pub const MAX_OPS: u64 = PAGE_OPS * PAGES as u64;
+/// Op numbers tracked (2^32 - 1: the order log keeps a position plus one in 32 bits); later
+/// ones are counted, not tracked.
+pub const MAX_OPS: u64 = PAGE_OPS * PAGES as u64 - 1;
+/// Entries per page of the order log (2^20: 4 MiB), and its pages: 4,096 cover [`MAX_OPS`].
+const ORDER_PAGE: u64 = 1 << 20;
 /// Words a `pick` scans from its random start before giving up (4,096 op numbers): enough
 /// to find a write making up 1% of the mix with a chance of failure below 1e-17.
 const SCAN_WORDS: u64 = 64;
@@ -56,6 +68,15 @@ pub struct Acked {
     acknowledged: AtomicU64,
     failed: AtomicU64,
     untracked: AtomicU64,
+    /// The acknowledged positions in the order recorded, for a recall writer (module header).
+    order: Option<Order>,
+}
+
+/// An append-only log of positions: a slot is claimed with one `fetch_add` and then written
+/// (position plus one, so 0 is a slot claimed and not written yet).
+struct Order {
+    len: AtomicU64,
+    pages: Box<[OnceLock<Box<[AtomicU32]>>]>,
 }
 
 /// One tracker per write op that a verified read (`verify`) or a recall check
@@ -68,7 +89,18 @@ pub fn trackers(plan: &Plan) -> Vec<Option<Arc<Acked>>> {
                 .ops
                 .iter()
                 .any(|o| o.verify == Some(w) || o.recall.as_ref().is_some_and(|r| r.writer == w));
-            read_back.then(|| Arc::new(Acked::new(plan.load.index_map)))
+            let searched = plan
+                .ops
+                .iter()
+                .any(|o| o.recall.as_ref().is_some_and(|r| r.writer == w));
+            let map = plan.load.index_map;
+            read_back.then(|| {
+                Arc::new(if searched {
+                    Acked::ordered(map)
+                } else {
+                    Acked::new(map)
+                })
+            })
         })
         .collect()
 }
@@ -83,6 +115,19 @@ impl Acked {
             acknowledged: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             untracked: AtomicU64::new(0),
+            order: None,
+        }
+    }
+
+    /// A tracker that also logs the order of acknowledgements (a recall check's writer).
+    pub fn ordered(map: IndexMap) -> Acked {
+        let order = Order {
+            len: AtomicU64::new(0),
+            pages: (0..PAGES).map(|_| OnceLock::new()).collect(),
+        };
+        Acked {
+            order: Some(order),
+            ..Acked::new(map)
         }
     }
 
@@ -103,6 +148,46 @@ impl Acked {
         page[(bit / 64) as usize].fetch_or(1 << (bit % 64), Ordering::Release);
         self.high.fetch_max(pos + 1, Ordering::Release);
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
+        if let Some(order) = &self.order {
+            let slot = order.len.fetch_add(1, Ordering::AcqRel);
+            let page = order.pages[(slot / ORDER_PAGE) as usize]
+                .get_or_init(|| (0..ORDER_PAGE).map(|_| AtomicU32::new(0)).collect());
+            // pos < MAX_OPS < 2^32 - 1: the plus one fits, and is never 0.
+            page[(slot % ORDER_PAGE) as usize].store(pos as u32 + 1, Ordering::Release);
+        }
+    }
+
+    /// How many acknowledgements the order log holds now (0 without one): what a query sent
+    /// after this call may count as written is the first `mark` of them
+    /// ([`acknowledgements`](Acked::acknowledgements)). One atomic load.
+    #[inline]
+    pub fn mark(&self) -> u64 {
+        self.order
+            .as_ref()
+            .map_or(0, |o| o.len.load(Ordering::Acquire))
+    }
+
+    /// The op indices of the acknowledgements at `slots` of the order log (`0..mark`: those
+    /// recorded before [`mark`](Acked::mark) returned `mark`), in the order recorded. A slot
+    /// counted and not written yet (its lane between two instructions) is waited for,
+    /// yielding the thread: for the recall checker, off the request path.
+    pub fn acknowledgements(&self, slots: Range<u64>) -> impl Iterator<Item = u64> + '_ {
+        let order = self.order.as_ref();
+        let slots = if order.is_some() { slots } else { 0..0 };
+        slots.map(move |slot| {
+            let order = order.expect("mark is 0 without an order log");
+            loop {
+                let entry = order.pages[(slot / ORDER_PAGE) as usize]
+                    .get()
+                    .map_or(0, |p| {
+                        p[(slot % ORDER_PAGE) as usize].load(Ordering::Acquire)
+                    });
+                if entry != 0 {
+                    return self.map.index(u64::from(entry - 1));
+                }
+                std::thread::yield_now();
+            }
+        })
     }
 
     /// An op index acknowledged before this call, drawn from `random` (a hash, uniform over
@@ -320,5 +405,61 @@ mod tests {
         writers.into_iter().for_each(|w| w.join().unwrap());
         assert!(picked > 0);
         assert_eq!(a.acknowledged() + a.failed(), 400_000);
+    }
+
+    #[test]
+    fn a_mark_holds_every_acknowledgement_recorded_before_it_and_none_after() {
+        // Writers record while a reader takes marks: the first `mark` acknowledgements are
+        // distinct, acknowledged (no failed write), and include every write whose record had
+        // ended before the mark was taken; the log never holds a failed write.
+        let a = Arc::new(Acked::ordered(IndexMap::Contiguous { offset: 0 }));
+        let progress: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (a, progress) = (a.clone(), progress.clone());
+                std::thread::spawn(move || {
+                    for k in 0..100_000u64 {
+                        let i = k * 2 + w;
+                        a.record(i, !i.is_multiple_of(3));
+                        progress[w as usize].store(k + 1, Ordering::Release);
+                    }
+                })
+            })
+            .collect();
+        let mut marks = 0;
+        loop {
+            let done: Vec<u64> = progress.iter().map(|p| p.load(Ordering::Acquire)).collect();
+            let mark = a.mark();
+            let seen: HashSet<u64> = a.acknowledgements(0..mark).collect();
+            assert_eq!(seen.len() as u64, mark, "distinct");
+            for (w, &d) in done.iter().enumerate() {
+                for k in d.saturating_sub(50)..d {
+                    let i = k * 2 + w as u64;
+                    assert_eq!(
+                        seen.contains(&i),
+                        !i.is_multiple_of(3),
+                        "{i}: recorded before the mark"
+                    );
+                }
+            }
+            assert!(seen.iter().all(|i| !i.is_multiple_of(3)));
+            marks += 1;
+            if done.iter().all(|&d| d == 100_000) && marks > 10 {
+                break;
+            }
+        }
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(a.mark(), a.acknowledged());
+        let all: Vec<u64> = a.acknowledgements(0..a.mark()).collect();
+        assert_eq!(all.len() as u64, 2 * 100_000 - 66_667);
+        // Each writer's acknowledgements come in the order it recorded them.
+        for w in 0..2 {
+            let mine: Vec<u64> = all.iter().copied().filter(|i| i % 2 == w).collect();
+            assert!(mine.windows(2).all(|p| p[0] < p[1]));
+        }
+        // A tracker without an order log marks nothing.
+        let plain = Acked::new(IndexMap::Contiguous { offset: 0 });
+        plain.record(1, true);
+        assert_eq!((plain.mark(), plain.acknowledgements(0..5).count()), (0, 0));
     }
 }

@@ -113,12 +113,19 @@ impl Executor for CqlExecutor {
                     let row = BoundRow::new(plan.seed, &prepared.args, index);
                     match &self.recall {
                         Some(p) if p.sampled(op, index) => {
+                            // What was acknowledged before this query is sent: its truth.
+                            let mark = p.mark(op);
                             let mut keys = Vec::new();
                             let mut collect = |r: &QueryRowsResult| first_column_keys(r, &mut keys);
                             let read = self.read_all_pages(&prepared.statement, &row, &mut collect);
                             let outcome = read.await;
                             if outcome.is_ok() {
-                                p.submit(Job { op, index, keys });
+                                p.submit(Job {
+                                    op,
+                                    index,
+                                    mark,
+                                    keys,
+                                });
                             }
                             outcome
                         }

@@ -7,13 +7,23 @@
 //! work so far exceeds `cpu` cores times the time since it started, it skips samples, and
 //! counts them. Results go to the aggregator as [`Report::Recall`].
 //!
-//! **What counts as written** for a query of op index `q`: the writer's op indices below
-//! `preloaded` (an ingest run before this one), and the writer's op indices below `q` that
-//! [`Acked`] holds as acknowledged when the checker takes the sample (about a millisecond
-//! after the answer, unless the checker is behind). Op indices are claimed in order, so a write
-//! of a lower index was sent before the query; one still in flight when the query was sent and
-//! acknowledged before the check counts as written (at most the in-flight writes of that
-//! moment; none when ingest and queries are separate runs, as in the tests).
+//! **What counts as written** for a query (the ground truth): the writer's op indices below
+//! `preloaded` (an ingest run before this one), and the writes [`Acked`] had recorded as
+//! acknowledged when the query was *sent*: the query's lane takes the writer's order-log
+//! length ([`Acked::mark`], one atomic load) before sending, and the checker reads those
+//! acknowledgements back later. A write acknowledged after that is not part of the truth,
+//! whenever the check runs, so the truth does not depend on the checker's timing.
+//!
+//! **Rows in flight** when the query was sent may or may not be in the node's answer. A
+//! returned row that is not written (above) but is one of the writer's op indices (at or above
+//! `preloaded`, claimed by this instance before the check, and the writer by the op choice of
+//! the weights the run started with: a reload that changes them is not followed) is
+//! *uncertain*: neither a hit nor a miss, and it takes its place from the answer: with `u`
+//! uncertain rows among the returned, the query is judged on its other `k - u` rows, against
+//! the true `k - u` nearest written rows. Any other returned row (a key this run never writes,
+//! or a row that fails the filter) is a miss. So a query's recall is
+//! `hits / min(k - u, rows written)`, hits being the written returned rows at least as near as
+//! the (k - u)-th true neighbour.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,9 +33,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::Acked;
+use super::control::cumulative_weights;
+use super::{Acked, Control, choose};
 use crate::data::{Generator, mix, unit};
 use crate::plan::{Plan, RecallPlan};
+use crate::recall::log::{Checked, RecallLog};
 use crate::recall::{knn, store};
 use crate::stats::{RecallReport, Report};
 
@@ -36,10 +48,12 @@ const QUEUE: usize = 1024;
 /// skipped (counted with the queue's), so a slow check cannot hold the end of the run.
 const FINISH_WITHIN: Duration = Duration::from_secs(5);
 
-/// One sampled ANN query: the keys of the rows the node returned, in order.
+/// One sampled ANN query: the writer's [`Acked::mark`] taken before it was sent, and the keys
+/// of the rows the node returned, in order.
 pub struct Job {
     pub op: usize,
     pub index: u64,
+    pub mark: u64,
     pub keys: Vec<i64>,
 }
 
@@ -47,6 +61,8 @@ pub struct Job {
 pub struct Probe {
     /// Per op: the share of queries checked (0 for an op without `[ops.recall]`).
     sample: Vec<f64>,
+    /// Per op: the tracker of the write its queries search.
+    writers: Vec<Option<Arc<Acked>>>,
     jobs: SyncSender<Job>,
     /// Per op: samples dropped because the queue was full (handed to the checker's reports).
     queue_full: Arc<[AtomicU64]>,
@@ -66,6 +82,8 @@ impl Probe {
         plan: &Arc<Plan>,
         acked: &[Option<Arc<Acked>>],
         reports: mpsc::Sender<Report>,
+        control: &Control,
+        log: Option<RecallLog>,
     ) -> Option<(Arc<Probe>, JoinHandle<()>)> {
         let recall: Vec<Option<&RecallPlan>> = plan.ops.iter().map(|o| o.recall.as_ref()).collect();
         if recall.iter().all(Option::is_none) {
@@ -77,8 +95,14 @@ impl Probe {
         let ended = Arc::new(AtomicBool::new(false));
         let mut checker = Checker::new(plan.clone(), acked.to_vec(), queue_full.clone(), reports);
         checker.ended = ended.clone();
+        checker.log = log;
+        checker.claimed = control.next_op.clone();
         let probe = Arc::new(Probe {
             sample: recall.iter().map(|r| r.map_or(0.0, |r| r.sample)).collect(),
+            writers: recall
+                .iter()
+                .map(|r| r.and_then(|r| acked[r.writer].clone()))
+                .collect(),
             jobs,
             queue_full,
             ended,
@@ -95,6 +119,12 @@ impl Probe {
     pub fn sampled(&self, op: usize, index: u64) -> bool {
         let share = self.sample[op];
         share > 0.0 && (share >= 1.0 || unit(mix(index ^ 0x6A09_E667_F3BC_C908)) < share)
+    }
+
+    /// What op `op`'s writer had acknowledged so far, for a sampled query about to be sent.
+    #[inline]
+    pub fn mark(&self, op: usize) -> u64 {
+        self.writers[op].as_ref().map_or(0, |a| a.mark())
     }
 
     /// Hands a sample to the checker without waiting; a full queue drops it, counted.
@@ -119,6 +149,14 @@ struct Checker {
     /// Set when the run has ended, and when the checker first saw it.
     ended: Arc<AtomicBool>,
     ended_seen: Option<Instant>,
+    /// The run's op choice and the op numbers claimed so far, for telling a writer's row in
+    /// flight from any other row.
+    weights: Arc<[f64]>,
+    claimed: Arc<AtomicU64>,
+    /// The recall log, when asked for, and per op how many of its writer's
+    /// acknowledgements it holds.
+    log: Option<RecallLog>,
+    logged: Vec<u64>,
 }
 
 impl Checker {
@@ -137,7 +175,6 @@ impl Checker {
             })
             .collect();
         Checker {
-            plan,
             acked,
             queue_full,
             reports,
@@ -146,6 +183,11 @@ impl Checker {
             spent: Duration::ZERO,
             ended: Arc::new(AtomicBool::new(false)),
             ended_seen: None,
+            weights: cumulative_weights(&plan.ops),
+            claimed: Arc::new(AtomicU64::new(u64::MAX)),
+            log: None,
+            logged: vec![0; plan.ops.len()],
+            plan,
         }
     }
 
@@ -168,15 +210,20 @@ impl Checker {
                 report.skipped_budget = 1;
             } else {
                 let t = Instant::now();
-                (report.hits, report.expected) = self.check(&job);
+                let verdict = self.check(&job);
                 let took = t.elapsed();
                 self.spent += took;
+                (report.hits, report.expected) = (verdict.hits, verdict.expected);
                 report.checked = true;
                 report.cpu_seconds = took.as_secs_f64();
+                self.log(&job, &verdict);
             }
             if self.reports.blocking_send(Report::Recall(report)).is_err() {
                 return;
             }
+        }
+        if let Some(log) = &mut self.log {
+            log.flush();
         }
         // Samples dropped after the last one taken.
         for (op, n) in self.queue_full.iter().enumerate() {
@@ -210,52 +257,100 @@ impl Checker {
         self.spent.as_secs_f64() > cpu * self.started.elapsed().as_secs_f64()
     }
 
-    /// (true neighbours returned, neighbours expected) for one sample.
-    fn check(&mut self, job: &Job) -> (u32, u32) {
+    /// One sample's verdict against the truth of its send (module header).
+    fn check(&mut self, job: &Job) -> Verdict {
         let plan = &*self.plan;
-        let Some(r) = plan.ops[job.op].recall.as_ref() else {
-            return (0, 0);
+        let (Some(r), Some(store)) = (
+            plan.ops[job.op].recall.as_ref(),
+            self.stores[job.op].as_mut(),
+        ) else {
+            return Verdict::default();
         };
-        let Some(store) = self.stores[job.op].as_mut() else {
-            return (0, 0);
-        };
-        let written = Written::new(plan, r, self.acked[r.writer].as_deref(), job.index);
+        let written = Written::new(plan, r, self.acked[r.writer].as_deref(), job);
         let mut query = vec![0f32; r.dimension];
         let qg = &plan.generators[r.query];
         store::regenerate(qg, plan.seed, r.query as u64, job.index, &mut query);
         let vg = &plan.generators[r.vector];
-        let candidates = written.indices();
-        let scored: Vec<(f64, u64)> = candidates
-            .map(|i| (knn::score(r.similarity, &query, store.get(vg, i)), i))
-            .collect();
-        let truth = knn::top_k(r.k, scored.into_iter());
-        let mut seen = Vec::with_capacity(job.keys.len());
-        let returned: Vec<Option<f64>> = job
+        // The distinct returned rows' op indices, each with its score once found written (a
+        // key below the sequence's start is no row of the writer's: a miss).
+        let mut returned: Vec<(u64, Option<f64>)> = Vec::with_capacity(job.keys.len());
+        for i in job
             .keys
             .iter()
             .filter_map(|&key| u64::try_from(key.wrapping_sub(r.key_start)).ok())
-            .filter(|i| {
-                let new = !seen.contains(i);
-                seen.push(*i);
-                new
-            })
-            .map(|i| {
-                written
-                    .contains(i)
-                    .then(|| knn::score(r.similarity, &query, store.get(vg, i)))
-            })
-            .collect();
-        (knn::hits(&truth, &returned) as u32, truth.len() as u32)
+        {
+            if !returned.iter().any(|&(j, _)| j == i) {
+                returned.push((i, None));
+            }
+        }
+        let scored = written.indices().map(|i| {
+            let s = knn::score(r.similarity, &query, store.get(vg, i));
+            if let Some(row) = returned.iter_mut().find(|(j, _)| *j == i) {
+                row.1 = Some(s);
+            }
+            (s, i)
+        });
+        let mut truth = knn::top_k(r.k, scored);
+        // Claimed after the answer came: every write the node could have returned is below.
+        let claimed = self.claimed.load(Ordering::Relaxed);
+        let uncertain = returned
+            .iter()
+            .filter(|&&(i, s)| s.is_none() && written.in_flight(i, claimed, &self.weights))
+            .count();
+        truth.truncate(r.k.saturating_sub(uncertain));
+        let scores: Vec<Option<f64>> = returned.iter().map(|&(_, s)| s).collect();
+        Verdict {
+            hits: knn::hits(&truth, &scores) as u32,
+            expected: truth.len() as u32,
+            uncertain: uncertain as u32,
+        }
+    }
+
+    /// Writes a checked query to the recall log, after the acknowledgements it counted that
+    /// the log does not hold yet.
+    fn log(&mut self, job: &Job, v: &Verdict) {
+        let (Some(log), Some(r)) = (self.log.as_mut(), self.plan.ops[job.op].recall.as_ref())
+        else {
+            return;
+        };
+        let writer = &self.plan.ops[r.writer].name;
+        let from = self.logged[r.writer];
+        if let Some(acked) = self.acked[r.writer].as_deref()
+            && job.mark > from
+        {
+            let new: Vec<u64> = acked.acknowledgements(from..job.mark).collect();
+            log.acknowledged(writer, from, &new);
+            self.logged[r.writer] = job.mark;
+        }
+        log.checked(&Checked {
+            op: &self.plan.ops[job.op].name,
+            index: job.index,
+            mark: job.mark,
+            returned: &job.keys,
+            uncertain: v.uncertain,
+            hits: v.hits,
+            expected: v.expected,
+        });
     }
 }
 
-/// The rows a query of op index `query` searches (module header): preloaded or acknowledged
-/// below `query`, with the query's filter value when it has a filter.
+/// What one check found: true neighbours returned of those expected, and the returned rows
+/// left out as in flight.
+#[derive(Debug, Default, PartialEq)]
+struct Verdict {
+    hits: u32,
+    expected: u32,
+    uncertain: u32,
+}
+
+/// The rows a query searches (module header): preloaded, or acknowledged before it was sent
+/// (the first `mark` of the writer's order log), with the query's filter value when it has a
+/// filter.
 struct Written<'a> {
     plan: &'a Plan,
     recall: &'a RecallPlan,
     acked: Option<&'a Acked>,
-    query: u64,
+    mark: u64,
     filter: Option<(&'a Generator, crate::data::Datum)>,
 }
 
@@ -264,17 +359,17 @@ impl<'a> Written<'a> {
         plan: &'a Plan,
         recall: &'a RecallPlan,
         acked: Option<&'a Acked>,
-        query: u64,
+        job: &Job,
     ) -> Written<'a> {
         let filter = recall.filter.map(|f| {
             let g = &*plan.generators[f];
-            (g, g.datum(plan.seed, f as u64, query))
+            (g, g.datum(plan.seed, f as u64, job.index))
         });
         Written {
             plan,
             recall,
             acked,
-            query,
+            mark: job.mark,
             filter,
         }
     }
@@ -286,20 +381,35 @@ impl<'a> Written<'a> {
         }
     }
 
-    fn contains(&self, i: u64) -> bool {
-        let written = i < self.recall.preloaded
-            || (i < self.query && self.acked.is_some_and(|a| a.contains(i)));
-        written && self.passes(i)
+    /// Whether a returned row that is not written is the writer's, in flight when the query
+    /// was sent (or sent after it): an op index at or above `preloaded` that this instance
+    /// had claimed (op number below `claimed`) and whose op the run's op choice made the
+    /// writer, with the query's filter value.
+    fn in_flight(&self, i: u64, claimed: u64, weights: &[f64]) -> bool {
+        i >= self.recall.preloaded
+            && self
+                .plan
+                .load
+                .index_map
+                .position(i)
+                .is_some_and(|k| k < claimed)
+            && choose(weights, self.plan.seed, i) == self.recall.writer
+            && self.passes(i)
     }
 
-    /// Every written index, ascending, each once.
+    /// Every written index, each once: the preloaded ones, then the acknowledged ones in the
+    /// order recorded.
     fn indices(&self) -> impl Iterator<Item = u64> + '_ {
         let preloaded = self.recall.preloaded;
         let acked = self
             .acked
             .into_iter()
-            .flat_map(move |a| a.acknowledged_below(self.query))
+            .flat_map(move |a| a.acknowledgements(0..self.mark))
             .filter(move |&i| i >= preloaded);
         (0..preloaded).chain(acked).filter(|&i| self.passes(i))
     }
 }
+
+#[cfg(test)]
+#[path = "recall_tests.rs"]
+mod tests;
