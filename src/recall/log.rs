@@ -7,8 +7,10 @@
 //! query line that counts them: the rows a query counted are those of the writer's
 //! `acknowledged` lines up to its `mark`, with the indices below `preloaded`.
 //!
-//!     {"writer":"insert","from":0,"acknowledged":[0,2,1,3]}
-//!     {"op":"ann","index":5,"mark":4,"returned":[3,0,2],"uncertain":0,"hits":3,"expected":3}
+//! ```text
+//! {"writer":"insert","from":0,"acknowledged":[0,2,1,3]}
+//! {"op":"ann","index":5,"mark":4,"returned":[3,0,2],"uncertain":0,"hits":3,"expected":3}
+//! ```
 //!
 //! Written by the recall checker's thread through a buffer: nothing on the request path. A
 //! write error is logged once, ends the log, and fails the run at its end.
