@@ -106,14 +106,10 @@ async fn stored(session: &Session, ks: &str) -> HashMap<i64, Vec<f32>> {
         .collect()
 }
 
-/// The query vector of op index `j`, from the spec's `q` generator (the input both sides share;
-/// what is checked is the answer and the truth).
-fn query_vector(path: &std::path::Path, j: u64) -> Vec<f32> {
-    vector_of(
-        &Loaded::load(path.to_path_buf(), vec![]).unwrap().plan,
-        "q",
-        j,
-    )
+/// The spec's plan, for its generators: a query's vector (`q`) is the input both sides share;
+/// what is checked is the answer and the truth.
+fn plan_of(path: &std::path::Path) -> cqlpulse::plan::Plan {
+    Loaded::load(path.to_path_buf(), vec![]).unwrap().plan
 }
 
 /// The vector generator `name`'s value at op index `i`, through the library's generators.
@@ -148,20 +144,14 @@ async fn independent(
         ))
         .await
         .unwrap();
+    let plan = plan_of(path);
     let (mut hits, mut expected) = (0, 0);
     for j in 0..queries {
-        let q = query_vector(path, j);
+        let q = vector_of(&plan, "q", j);
         let mut by_distance: Vec<(f64, i64)> = rows
             .iter()
             .filter(|(id, _)| written(**id))
-            .map(|(id, v)| {
-                let d: f64 = v
-                    .iter()
-                    .zip(&q)
-                    .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
-                    .sum();
-                (d, *id)
-            })
+            .map(|(id, v)| (squared_distance(v, &q), *id))
             .collect();
         by_distance.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let truth: Vec<i64> = by_distance.iter().take(K).map(|&(_, id)| id).collect();
@@ -224,7 +214,7 @@ async fn plant(session: &Session, ks: &str, path: &std::path::Path, queries: u64
         .prepare(format!("INSERT INTO {ks}.items (id, v) VALUES (?, ?)"))
         .await
         .unwrap();
-    let plan = Loaded::load(path.to_path_buf(), vec![]).unwrap().plan;
+    let plan = plan_of(path);
     for j in 0..queries {
         let id = 1_000_000 + j as i64;
         session
@@ -403,7 +393,7 @@ async fn recall_under_concurrent_writes_agrees_exactly_with_an_independent_check
     .await;
     assert_eq!((s.ok, s.failed), (ops, 0), "{}", s.table());
     let recall = s.ops[1].recall.clone().expect("recall");
-    let plan = Loaded::load(path.clone(), vec![]).unwrap().plan;
+    let plan = plan_of(&path);
     let is_write = |i: u64| cqlpulse::engine::choose(&[3.0, 4.0], plan.seed, i) == 0;
     // The acknowledgements, in the order cqlpulse recorded them.
     let mut order: Vec<u64> = Vec::new();
