@@ -74,19 +74,35 @@ fn verdicts(status: &serde_json::Value, name: &str) -> (u64, u64, u64, u64) {
 }
 
 /// Pauses the daemon and waits until nothing is in flight: every count then stays.
+///
+/// `paused` shows in /status at once (its gauges are refreshed on a change), the counts only
+/// with later snapshots (published every 500 ms from the lanes' reports): a snapshot of
+/// before the pause can say `paused` with nothing in flight at that instant (a low rate) while
+/// the lanes still send. So this waits for two snapshots published after the pause
+/// (`elapsed_seconds` later than when it was asked), both with nothing in flight and the same
+/// counts.
 fn pause(d: &Daemon) -> serde_json::Value {
+    let asked = d.status()["elapsed_seconds"].as_f64().unwrap_or(0.0);
     assert_eq!(http(&d.addr, "POST", "/control/pause", None, &[]).0, 200);
     let mut last = serde_json::Value::Null;
-    wait_for(Duration::from_secs(30), "paused, nothing in flight", || {
-        last = d.status();
-        last["paused"] == true && last["in_flight"] == 0
-    });
-    // One more report interval: the lanes' last results reach the snapshot.
-    let seen = last["ok"].as_u64();
-    wait_for(Duration::from_secs(5), "counts settled", || {
-        last = d.status();
-        last["ok"].as_u64() == seen
-    });
+    let mut previous: Option<(f64, serde_json::Value)> = None;
+    wait_for(
+        Duration::from_secs(30),
+        "paused, nothing in flight, counts settled",
+        || {
+            last = d.status();
+            let at = last["elapsed_seconds"].as_f64().unwrap_or(0.0);
+            let idle = last["paused"] == true && last["in_flight"] == 0;
+            if at <= asked || !idle || previous.as_ref().is_some_and(|(t, _)| *t >= at) {
+                return false;
+            }
+            let settled = previous
+                .as_ref()
+                .is_some_and(|(_, ok)| *ok == last["ok"] && ok.is_u64());
+            previous = Some((at, last["ok"].clone()));
+            settled
+        },
+    );
     last
 }
 

@@ -43,8 +43,6 @@ pub struct LaneShared<E> {
     pub reports: mpsc::Sender<Report>,
     /// Cancelled when the run must stop issuing (its end, or a signal).
     pub stop: CancellationToken,
-    /// Cancelled when draining must end: in-flight requests are then abandoned.
-    pub abandon: CancellationToken,
     pub measure_from: Instant,
     /// When a run with a duration stops issuing: an op due then or later is not part of it.
     pub ends_at: Option<Instant>,
@@ -291,8 +289,14 @@ impl<E: Executor> Lane<'_, E> {
         pending.and_then(|(_, t)| t)
     }
 
-    /// Waits for the requests in flight (retries included) until they finish or the drain
-    /// deadline gives them up; `retry` makes a retry's request.
+    /// Waits for the requests in flight (retries included) until they finish or
+    /// `load.drain_timeout` after this lane stopped issuing gives them up; `retry` makes a
+    /// retry's request.
+    ///
+    /// Each lane keeps its own drain deadline, checked before every wait: a deadline kept by
+    /// another task (a timer spawned at the stop, cancelling a shared token) fired only once
+    /// that task was scheduled, and busy lanes had by then drained all they would have given
+    /// up (seen with `drain_timeout = "0s"` on a loaded machine).
     async fn drain<'r, F: Future<Output = Outcome>>(
         &mut self,
         in_flight: &mut InFlight<Request<'r, F>>,
@@ -300,9 +304,16 @@ impl<E: Executor> Lane<'_, E> {
         report: &mut tokio::time::Interval,
         retry: impl Fn(Ticket) -> Request<'r, F>,
     ) {
-        let abandoned = self.shared.abandon.cancelled();
-        tokio::pin!(abandoned);
+        // `None`: a timeout too long to add to an instant, never reached.
+        let give_up_at = Instant::now().checked_add(self.shared.plan.load.drain_timeout);
+        let mut give_up = Alarm::new();
+        give_up.set(give_up_at);
         while in_flight.len() > 0 {
+            if give_up_at.is_some_and(|t| Instant::now() >= t) {
+                // Given up: counted here, where it happens, not derived from the others.
+                self.stats.abandoned += in_flight.len() as u64;
+                break;
+            }
             tokio::select! {
                 biased;
                 Some(finished) = in_flight.next() => match finished {
@@ -315,11 +326,8 @@ impl<E: Executor> Lane<'_, E> {
                     self.node_in_flight = node_in_flight(in_flight);
                     self.report(in_flight.len());
                 }
-                _ = &mut abandoned => {
-                    // Given up: counted here, where it happens, not derived from the others.
-                    self.stats.abandoned += in_flight.len() as u64;
-                    break;
-                }
+                // Wakes the lane for the check above.
+                _ = give_up.fired() => {}
             }
         }
     }

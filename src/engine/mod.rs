@@ -90,7 +90,6 @@ pub async fn run<E: Executor>(
         control: control.clone(),
         reports,
         stop: issuing.clone(),
-        abandon: CancellationToken::new(),
         measure_from: start + plan.load.warmup,
         ends_at,
         lanes,
@@ -112,14 +111,6 @@ pub async fn run<E: Executor>(
                 draining = true;
                 // The end of a duration is its exact time, however late this task sees it.
                 stopped_at = Some(ends_at.unwrap_or_else(Instant::now).min(Instant::now()));
-                // Holds only the token: a lane report sender kept alive here would keep the
-                // aggregator waiting for the whole drain timeout.
-                let abandon = shared.abandon.clone();
-                let timeout = plan.load.drain_timeout;
-                tokio::spawn(async move {
-                    tokio::time::sleep(timeout).await;
-                    abandon.cancel();
-                });
             }
             joined = set.join_next() => match joined {
                 None => break,
