@@ -254,6 +254,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // The driver's spans cost least with a subscriber that is never interested: with none
+    // set at all, `tracing` (built with its `log` feature here) falls back to `log` and
+    // checks every span against it, about 1,000 instructions per request (callgrind,
+    // BENCHMARKS.md) that no load generator with a subscriber pays.
+    if std::env::var_os("DRIVER_LOOP_NO_SUBSCRIBER").is_none() {
+        let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new());
+    }
     let runtime = if a.current_thread {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -100,10 +100,13 @@ impl NodeTable {
         i as u8
     }
 
+    /// Compares the slots' words with `addr` encoded once, not each slot decoded into an
+    /// address: it runs twice per request (the pick and the completion).
     fn find(&self, addr: SocketAddr, len: usize) -> Option<u8> {
+        let want = encode(Some(addr));
         self.slots[..len]
             .iter()
-            .position(|s| s.load() == Some(addr))
+            .position(|s| s.words() == want)
             .map(|i| i as u8)
     }
 
@@ -179,6 +182,13 @@ impl Slot {
     }
 
     fn load(&self) -> Option<SocketAddr> {
+        let (hi, lo, meta) = self.words();
+        decode(hi, lo, meta)
+    }
+
+    /// The slot's words as [`encode`] wrote them, read consistently.
+    #[inline]
+    fn words(&self) -> (u64, u64, u64) {
         loop {
             let before = self.version.load(Ordering::Acquire);
             if before % 2 == 1 {
@@ -190,7 +200,7 @@ impl Slot {
             let meta = self.meta.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if self.version.load(Ordering::Relaxed) == before {
-                return decode(hi, lo, meta);
+                return (hi, lo, meta);
             }
         }
     }
