@@ -5,7 +5,9 @@
 # each, whole-process CPU per op (user + system from /usr/bin/time, start-up included) and
 # peak RSS:
 #   - unthrottled, PEER_OPS inserts (default 500000), 128 in flight;
-#   - at the fixed rates BENCH_RATES (default 2000 and 20000 ops/s), BENCH_FIXED_SECS each.
+#   - at the fixed rates BENCH_RATES (default 2000 and 20000 ops/s), BENCH_FIXED_SECS each;
+#   - user-space instructions per op, unthrottled, when valgrind is installed
+#     (instructions_section).
 # The insert: a bigint key and a 100-byte blob at consistency ONE (config/bench-fixed.toml).
 # cql-stress's user profiles take only blob partition keys, so it writes its standard table
 # (a 10-byte blob key and one 100-byte blob column); scylla-bench writes its own (bigint
@@ -150,5 +152,43 @@ peers_section() {
             echo "| $mode | $tool | $(xargs <<< "${cpu[$tool]}" | sed 's| | / |g') | $m | $vs | $(median "${achieved[$tool]}") | ${rss[$tool]} |"
         done
         unset cpu achieved rss
+    done
+    instructions_section
+}
+
+# User-space instructions per op (bench/instructions: callgrind, the difference between
+# 50,000 and 150,000 unthrottled inserts) of the floor, cql-stress and every cqlpulse model at
+# 128 in flight. They move 1-2% between runs where CPU time moves 10-20% (BENCHMARKS.md); left
+# out, saying how to get valgrind, when it is not installed, or with BENCH_INSTRUCTIONS=0.
+instructions_section() {
+    [[ ${BENCH_INSTRUCTIONS:-1} == 0 ]] && return 0
+    if ! command -v valgrind >/dev/null; then
+        echo "bench: valgrind not found: \`apt-get install valgrind\` for the instruction counts" >&2
+        return 0
+    fi
+    local small=50000 large=150000 spec="$OUT/bench-any.toml" floor count model knob
+    # The models other than chains refuse the chains knob that the spec sets.
+    grep -v '^chains = ' config/bench-fixed.toml > "$spec"
+    instructions_of() { bench/instructions "$small" "$large" -- "$@" | awk '{ print $1 }'; }
+    echo
+    echo "Instructions per op: \`bench/instructions $small $large -- COMMAND\` (user space, callgrind;"
+    echo "cqlpulse's periodic work counts about 20 times more per op under valgrind than in a real run):"
+    echo
+    echo "| client | instructions per op | vs floor |"
+    echo "|---|---:|---:|"
+    floor=$(instructions_of target/release/examples/driver_loop --ops '{ops}' --concurrency 128)
+    echo "| floor | $floor | 1.00x |"
+    if [[ -x $CQL_STRESS ]]; then
+        # Not through `env`: valgrind would count `env` and not what it runs.
+        count=$(TOKIO_WORKER_THREADS="$THREADS" instructions_of "$CQL_STRESS" write 'n={ops}' cl=ONE -col n=1 \
+            'size=fixed(100)' -rate threads=128 -pop 'seq=1..{ops}' -schema 'replication(factor=1)' -node 127.0.0.1)
+        echo "| cql-stress | $count | $(ratio "$count" "$floor")x |"
+    fi
+    for model in chains:chains unbounded:max_in_flight pipeline:window batches:batch_size sync:workers; do
+        knob=${model#*:}
+        model=${model%%:*}
+        count=$(instructions_of "$BIN" run "$spec" --rate 0 --ops '{ops}' --threads "$THREADS" --no-http --status-every 0s \
+            --set "load.model=\"$model\"" --set "load.$knob=128" --set load.max_in_flight=128)
+        echo "| cqlpulse $model | $count | $(ratio "$count" "$floor")x |"
     done
 }
