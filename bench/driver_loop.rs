@@ -5,11 +5,11 @@
 //!
 //!   cargo run --release --example driver_loop -- --ops 1000000 [--concurrency 128]
 //!       [--idiom tasks|buffered|spawn] [--runtime current|multi] [--timeout none|driver]
-//!       [--node 127.0.0.1:9042]
+//!       [--tracing silent|none] [--node 127.0.0.1:9042]
 //!
 //! The default is the cheapest idiom we know, and so the floor: a current-thread runtime,
 //! `--concurrency` tasks each looping over its share of the keys with one request outstanding,
-//! a prepared statement, no driver timeout. The others are kept to show what they cost:
+//! a prepared statement, no driver timeout, a silent tracing subscriber. The others are kept to show what they cost:
 //! - `buffered` keeps every request in one task (`buffer_unordered`): each completion wakes the
 //!   one task, which then polls its whole set of futures (`FuturesUnordered` is cheap, but the
 //!   stream also re-polls the source and rebalances its ready queue).
@@ -20,6 +20,10 @@
 //!   threads (a futex wake-up), unless all request tasks are spawned onto the worker.
 //! - `--timeout driver` arms the driver's per-request timer (a timer-wheel entry per request);
 //!   cqlpulse keeps its deadlines in the lanes instead.
+//! - `--tracing none` sets no tracing subscriber: `tracing` (built with its `log` feature here)
+//!   then falls back to `log` and checks every driver span against it, about 1,000
+//!   instructions per request (callgrind, BENCHMARKS.md) that no tool with a subscriber of its
+//!   own pays. The default, `silent`, sets one that is never interested.
 //!
 //! Prints one line of JSON.
 
@@ -49,6 +53,8 @@ struct Args {
     idiom: Idiom,
     current_thread: bool,
     timeout: bool,
+    /// A subscriber that is never interested (`--tracing silent`), or none (`none`).
+    silent_tracing: bool,
     node: String,
 }
 
@@ -59,6 +65,7 @@ fn args() -> Result<Args, String> {
         idiom: Idiom::Tasks,
         current_thread: true,
         timeout: false,
+        silent_tracing: true,
         node: "127.0.0.1:9042".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -88,6 +95,13 @@ fn args() -> Result<Args, String> {
                     "driver" => true,
                     "none" => false,
                     _ => return Err(format!("--timeout {value}: driver or none")),
+                }
+            }
+            "--tracing" => {
+                a.silent_tracing = match value.as_str() {
+                    "silent" => true,
+                    "none" => false,
+                    _ => return Err(format!("--tracing {value}: silent or none")),
                 }
             }
             "--node" => a.node = value,
@@ -153,7 +167,7 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let (cpu, secs) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     println!(
-        "{{\"idiom\": \"{}\", \"runtime\": \"{}\", \"timeout\": {}, \"ops\": {}, \"failed\": {failed}, \
+        "{{\"idiom\": \"{}\", \"runtime\": \"{}\", \"timeout\": {}, \"tracing\": \"{}\", \"ops\": {}, \"failed\": {failed}, \
          \"seconds\": {secs:.3}, \"ops_per_second\": {:.0}, \"cpu_us_per_op\": {:.2}}}",
         match a.idiom {
             Idiom::Tasks => "tasks",
@@ -162,6 +176,7 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         if a.current_thread { "current" } else { "multi" },
         a.timeout,
+        if a.silent_tracing { "silent" } else { "none" },
         a.ops,
         a.ops as f64 / secs,
         cpu * 1e6 / a.ops as f64
@@ -254,11 +269,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // The driver's spans cost least with a subscriber that is never interested: with none
-    // set at all, `tracing` (built with its `log` feature here) falls back to `log` and
-    // checks every span against it, about 1,000 instructions per request (callgrind,
-    // BENCHMARKS.md) that no load generator with a subscriber pays.
-    if std::env::var_os("DRIVER_LOOP_NO_SUBSCRIBER").is_none() {
+    // The driver's spans cost least with a subscriber that is never interested (header).
+    if a.silent_tracing {
         let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::new());
     }
     let runtime = if a.current_thread {

@@ -523,7 +523,7 @@ ops = 300
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .collect();
-    let plan = Loaded::load(spec.clone(), Vec::new()).unwrap().plan;
+    let plan = plan_of(&spec);
     let h = plan.metrics.buckets.len() + 3;
 
     // The (op, kind) pairs that failed, from the error counters.

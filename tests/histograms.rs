@@ -23,7 +23,6 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
-use cqlpulse::daemon::Loaded;
 
 const ADDR: &str = "127.0.0.1:19464";
 
@@ -192,7 +191,7 @@ async fn dashboard_percentiles_match_the_summary_in_classic_and_native_mode() {
         .flat_map(|series| series["exemplars"].as_array().into_iter().flatten())
         .collect();
     assert!(!exemplars.is_empty(), "no exemplars stored: {body}");
-    let plan = Loaded::load(spec.clone(), vec![]).unwrap().plan;
+    let plan = plan_of(&spec);
     for e in &exemplars {
         let labels = &e["labels"];
         assert_eq!(labels["op"], "insert", "{e}");

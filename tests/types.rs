@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use cqlpulse::cql::cqltype::{column_stream, default_generator};
 use cqlpulse::cql::expect::minimal;
-use cqlpulse::daemon::{Loaded, check};
+use cqlpulse::daemon::check;
 use cqlpulse::data::{Datum, Generator};
 use scylla::cluster::metadata::{CollectionType, ColumnType, NativeType};
 use scylla::value::{
@@ -172,7 +172,7 @@ async fn round_trip(test: &str, table: &str, cql: &str, args: &str, names: &str)
     let path = spec_file(test, &with_op(&ks, cql, args));
     let summary = run(&path, vec![set("load.ops", &N.to_string())]).await;
     assert_eq!(summary.ok, N, "{}", summary.table());
-    let plan = Loaded::load(path, vec![]).unwrap().plan;
+    let plan = plan_of(&path);
     let op = &plan.ops[0];
     let named = |c: usize, _: &ColumnType<'_>| {
         let g = op.args[c];
@@ -326,7 +326,7 @@ async fn mismatches_are_refused_before_any_load_in_cql_terms() {
             text = text.replace("mode = \"recreate\"", "mode = \"create_if_missing\"");
         }
         let path = spec_file(&format!("mismatch{i}"), &text);
-        let plan = Loaded::load(path, vec![]).unwrap().plan;
+        let plan = plan_of(&path);
         match check::connect(&plan).await {
             Ok(()) => assert!(want.is_empty(), "case {i} accepted, expected {want}"),
             Err(e) => {
@@ -349,9 +349,7 @@ async fn init_writes_a_spec_that_runs_as_is_for_every_type() {
         "\"CREATE TABLE IF NOT EXISTS counts",
         "\"CREATE TABLE IF NOT EXISTS wide (p text, c int, v list<int>, w map<int, frozen<address>>, PRIMARY KEY (p, c))\",\n  \"CREATE TABLE IF NOT EXISTS counts",
     );
-    let plan = Loaded::load(spec_file("init-schema", &text), vec![])
-        .unwrap()
-        .plan;
+    let plan = plan_of(&spec_file("init-schema", &text));
     check::connect(&plan).await.unwrap();
     for table in ["native", "composite", "counts", "wide"] {
         let spec =

@@ -106,13 +106,9 @@ async fn stored(session: &Session, ks: &str) -> HashMap<i64, Vec<f32>> {
         .collect()
 }
 
-/// The spec's plan, for its generators: a query's vector (`q`) is the input both sides share;
-/// what is checked is the answer and the truth.
-fn plan_of(path: &std::path::Path) -> cqlpulse::plan::Plan {
-    Loaded::load(path.to_path_buf(), vec![]).unwrap().plan
-}
-
-/// The vector generator `name`'s value at op index `i`, through the library's generators.
+/// The vector generator `name`'s value at op index `i`, through the library's generators (a
+/// query's vector, `q`, is the input both sides share; what is checked is the answer and the
+/// truth).
 fn vector_of(plan: &cqlpulse::plan::Plan, name: &str, i: u64) -> Vec<f32> {
     let g = plan.spec.data.keys().position(|n| n == name).unwrap();
     let Datum::List(items) = plan.generators[g].datum(plan.seed, g as u64, i) else {

@@ -78,13 +78,19 @@ run_floor() {
     rate_done=$(report field "$OUT/peer-floor.out" ops_per_second round)
     echo "$(per_op "$OUT/time-floor" "$n") $rate_done $(rss_mib floor)"
 }
+# cql_stress_args BOUND POP [THROTTLE]: cql-stress's insert, as every run here sends it, in
+# CQL_STRESS_ARGS.
+cql_stress_args() {
+    CQL_STRESS_ARGS=(write "$1" cl=ONE -col n=1 'size=fixed(100)' -rate threads=128 "${@:3}" -pop "$2"
+        -schema 'replication(factor=1)' -node 127.0.0.1)
+}
 run_cql_stress() {
     local rate="$1" n="$2" bound throttle=()
     if [[ $rate == 0 ]]; then bound="n=$n"; else bound="duration=${n}s"; throttle=("fixed=${rate}/s"); fi
+    cql_stress_args "$bound" "seq=1..${PEER_OPS}" "${throttle[@]}"
     # One runtime thread (its #[tokio::main] runtime reads TOKIO_WORKER_THREADS).
-    peer_time cql-stress env TOKIO_WORKER_THREADS="$THREADS" RUST_BACKTRACE=0 "$CQL_STRESS" write "$bound" cl=ONE \
-        -col n=1 'size=fixed(100)' -rate threads=128 "${throttle[@]}" -pop "seq=1..${PEER_OPS}" \
-        -schema 'replication(factor=1)' -node 127.0.0.1 || return 1
+    peer_time cql-stress env TOKIO_WORKER_THREADS="$THREADS" RUST_BACKTRACE=0 "$CQL_STRESS" \
+        "${CQL_STRESS_ARGS[@]}" || return 1
     local ops rate_done
     ops=$(ops_cql_stress)
     rate_done=$(awk -F: '/^Op rate/ { gsub(/[^0-9.]/, "", $2); print $2 }' "$OUT/peer-cql-stress.out")
@@ -158,37 +164,36 @@ peers_section() {
 
 # User-space instructions per op (bench/instructions: callgrind, the difference between
 # 50,000 and 150,000 unthrottled inserts) of the floor, cql-stress and every cqlpulse model at
-# 128 in flight. They move 1-2% between runs where CPU time moves 10-20% (BENCHMARKS.md); left
-# out, saying how to get valgrind, when it is not installed, or with BENCH_INSTRUCTIONS=0.
+# 128 in flight (`cqlpulse compare`, one model per process). They move 1-2% between runs where
+# CPU time moves 10-20% (BENCHMARKS.md); left out, saying how to get valgrind, when it is not
+# installed, or with BENCH_INSTRUCTIONS=0.
 instructions_section() {
     [[ ${BENCH_INSTRUCTIONS:-1} == 0 ]] && return 0
     if ! command -v valgrind >/dev/null; then
         echo "bench: valgrind not found: \`apt-get install valgrind\` for the instruction counts" >&2
         return 0
     fi
-    local small=50000 large=150000 spec="$OUT/bench-any.toml" floor count model knob
-    # The models other than chains refuse the chains knob that the spec sets.
-    grep -v '^chains = ' config/bench-fixed.toml > "$spec"
-    instructions_of() { bench/instructions "$small" "$large" -- "$@" | awk '{ print $1 }'; }
+    local small=50000 large=150000 floor count model
     echo
     echo "Instructions per op: \`bench/instructions $small $large -- COMMAND\` (user space, callgrind;"
     echo "cqlpulse's periodic work counts about 20 times more per op under valgrind than in a real run):"
     echo
     echo "| client | instructions per op | vs floor |"
     echo "|---|---:|---:|"
-    floor=$(instructions_of target/release/examples/driver_loop --ops '{ops}' --concurrency 128)
+    floor=$(instructions_of "$small" "$large" target/release/examples/driver_loop --ops '{ops}' --concurrency 128)
     echo "| floor | $floor | 1.00x |"
     if [[ -x $CQL_STRESS ]]; then
-        # Not through `env`: valgrind would count `env` and not what it runs.
-        count=$(TOKIO_WORKER_THREADS="$THREADS" instructions_of "$CQL_STRESS" write 'n={ops}' cl=ONE -col n=1 \
-            'size=fixed(100)' -rate threads=128 -pop 'seq=1..{ops}' -schema 'replication(factor=1)' -node 127.0.0.1)
+        cql_stress_args 'n={ops}' 'seq=1..{ops}'
+        # Not through `env`: valgrind counts what it starts, not what that execs.
+        count=$(TOKIO_WORKER_THREADS="$THREADS" instructions_of "$small" "$large" "$CQL_STRESS" "${CQL_STRESS_ARGS[@]}")
         echo "| cql-stress | $count | $(ratio "$count" "$floor")x |"
     fi
-    for model in chains:chains unbounded:max_in_flight pipeline:window batches:batch_size sync:workers; do
-        knob=${model#*:}
-        model=${model%%:*}
-        count=$(instructions_of "$BIN" run "$spec" --rate 0 --ops '{ops}' --threads "$THREADS" --no-http --status-every 0s \
-            --set "load.model=\"$model\"" --set "load.$knob=128" --set load.max_in_flight=128)
+    for model in chains unbounded pipeline batches sync; do
+        count=$(instructions_of "$small" "$large" "$BIN" compare config/bench-fixed.toml --rate 0 --ops '{ops}' \
+            --models "$model" --concurrency 128 --sync-workers 128 --threads "$THREADS" --format json --log-format json)
         echo "| cqlpulse $model | $count | $(ratio "$count" "$floor")x |"
     done
 }
+
+# instructions_of SMALL LARGE COMMAND...: the count bench/instructions prints.
+instructions_of() { bench/instructions "$1" "$2" -- "${@:3}" | awk '{ print $1 }'; }

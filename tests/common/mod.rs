@@ -52,6 +52,14 @@ pub fn set(key: &str, value: &str) -> Override {
     Override::new(format!("test {key}"), key, value)
 }
 
+/// The plan of the spec at `path`, as a run of it would have it (for its generators, seed and
+/// buckets).
+pub fn plan_of(path: &std::path::Path) -> cqlpulse::plan::Plan {
+    Loaded::load(path.to_path_buf(), vec![])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .plan
+}
+
 /// Runs a spec in-process (no HTTP) to its end and returns the summary.
 pub async fn run(path: &std::path::Path, overrides: Vec<Override>) -> Summary {
     let loaded = Loaded::load(path.to_path_buf(), overrides).unwrap_or_else(|e| panic!("{e}"));
