@@ -222,16 +222,16 @@ fn encode(addr: Option<SocketAddr>) -> (u64, u64, u64) {
     let Some(addr) = addr else {
         return (0, 0, 0);
     };
-    let (ip, v4) = match addr.ip() {
-        IpAddr::V4(v4) => (v4.to_ipv6_mapped(), V4),
-        IpAddr::V6(v6) => (v6, 0),
+    // An IPv4 address as its IPv4-mapped IPv6 address (::ffff:a.b.c.d), written directly:
+    // this runs twice per request (see `NodeTable::find`).
+    let (hi, lo, v4) = match addr.ip() {
+        IpAddr::V4(v4) => (0, 0xffff_0000_0000 | u64::from(u32::from(v4)), V4),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            ((bits >> 64) as u64, bits as u64, 0)
+        }
     };
-    let bits = u128::from(ip);
-    (
-        (bits >> 64) as u64,
-        bits as u64,
-        USED | v4 | u64::from(addr.port()),
-    )
+    (hi, lo, USED | v4 | u64::from(addr.port()))
 }
 
 fn decode(hi: u64, lo: u64, meta: u64) -> Option<SocketAddr> {

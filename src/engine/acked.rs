@@ -375,11 +375,20 @@ mod tests {
         let map = IndexMap::Contiguous { offset: 0 };
         let a = Arc::new(Acked::new(map));
         let progress: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        // Picks made so far: the writers wait halfway for the first, so that picks overlap
+        // the records even when the reader is descheduled for as long as the writers run (it
+        // once picked nothing at all, with the whole suite running on two cores).
+        let seen = Arc::new(AtomicU64::new(0));
         let writers: Vec<_> = (0..2u64)
             .map(|w| {
-                let (a, progress) = (a.clone(), progress.clone());
+                let (a, progress, seen) = (a.clone(), progress.clone(), seen.clone());
                 std::thread::spawn(move || {
                     for k in 0..200_000u64 {
+                        if k == 100_000 {
+                            while seen.load(Ordering::Acquire) == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
                         let i = k * 2 + w;
                         // A third of them fail.
                         a.record(i, i % 3 != 0);
@@ -399,6 +408,7 @@ mod tests {
                 let done = progress[(i % 2) as usize].load(Ordering::Acquire);
                 assert!(i / 2 < done + 1, "picked {i} before its record");
                 picked += 1;
+                seen.store(picked, Ordering::Release);
             }
             r += 1;
         }

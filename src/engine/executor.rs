@@ -139,10 +139,12 @@ impl Executor for CqlExecutor {
             },
             None => {
                 let row = BoundRow::new(plan.seed, &prepared.args, index);
-                // Boxed: the driver's future is large, and unboxed it is copied into every
-                // in-flight slot (A/B measured in BENCHMARKS.md).
-                let result =
-                    Box::pin(self.session.execute_unpaged(&prepared.statement, &row)).await;
+                // Not boxed: the lane puts this whole future in a heap block of its own
+                // (see `engine::recycled`).
+                let result = self
+                    .session
+                    .execute_unpaged(&prepared.statement, &row)
+                    .await;
                 let bytes = row.bytes.load(Ordering::Relaxed) as u64;
                 result.map_err(|e| classify(&e))?;
                 Ok(Done::written(bytes))
@@ -154,7 +156,7 @@ impl Executor for CqlExecutor {
                 let rows: Vec<BoundRow<'_>> = (0..size)
                     .map(|j| BoundRow::new(plan.seed, &prepared.args, index * size + j))
                     .collect();
-                let result = Box::pin(self.session.batch(batch, &rows)).await;
+                let result = self.session.batch(batch, &rows).await;
                 let bytes: usize = rows.iter().map(|r| r.bytes.load(Ordering::Relaxed)).sum();
                 result.map_err(|e| classify(&e))?;
                 Ok(Done::written(bytes as u64))
@@ -180,8 +182,10 @@ impl CqlExecutor {
         let (mut rows, mut bytes, mut pages) = (0u64, 0u64, 0u32);
         let mut paging = PagingState::start();
         loop {
-            // Boxed, as the unpaged request (see `execute`).
-            let page = Box::pin(self.session.execute_single_page(statement, row, paging)).await;
+            let page = self
+                .session
+                .execute_single_page(statement, row, paging)
+                .await;
             bytes += row.bytes.load(Ordering::Relaxed) as u64;
             let (result, next) = page.map_err(|e| classify(&e))?;
             pages += 1;

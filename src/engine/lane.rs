@@ -18,6 +18,7 @@ use super::control::{Control, Settings};
 use super::executor::{Executor, Outcome};
 use super::in_flight::InFlight;
 use super::model::{self, Gate};
+use super::recycled::Recycled;
 use super::request::{Finished, Request, Ticket};
 use crate::cql::nodes::SLOTS;
 use crate::data::{mix, unit};
@@ -229,7 +230,7 @@ impl<E: Executor> Lane<'_, E> {
             Request::new(
                 &shared.plan,
                 ticket,
-                shared.executor.execute(ticket.op, ticket.index),
+                Recycled::with(|| shared.executor.execute(ticket.op, ticket.index)),
             )
         };
 

@@ -11,6 +11,7 @@ mod in_flight;
 mod lane;
 pub mod model;
 pub mod recall;
+mod recycled;
 mod request;
 mod schedule;
 mod verify;
