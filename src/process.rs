@@ -22,6 +22,25 @@ pub struct Process {
 /// (USER_HZ is fixed by the kernel ABI on x86-64 and arm64).
 const TICKS_PER_SECOND: f64 = 100.0;
 
+/// CPU time of the whole process, every thread counted (those that have exited too), to the
+/// nanosecond: `/proc/self/stat` counts whole ticks of 10 ms, so a short run's CPU per op
+/// could come out as zero.
+#[cfg(unix)]
+fn cpu_seconds() -> Option<f64> {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to write.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    (rc == 0).then_some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9)
+}
+
+#[cfg(not(unix))]
+fn cpu_seconds() -> Option<f64> {
+    None
+}
+
 pub fn read() -> Option<Process> {
     let stat = fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
@@ -29,7 +48,7 @@ pub fn read() -> Option<Process> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // utime and stime are fields 14 and 15 of stat, 11 and 12 here; vsize is 23, here 20.
-    let cpu_seconds = (num(11) + num(12)) as f64 / TICKS_PER_SECOND;
+    let cpu_seconds = cpu_seconds().unwrap_or((num(11) + num(12)) as f64 / TICKS_PER_SECOND);
     let virtual_bytes = num(20);
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |key: &str| {
@@ -77,5 +96,21 @@ mod tests {
         assert!(p.resident_bytes > 1_000_000, "{p:?}");
         assert!(p.open_fds >= 3 && p.max_fds >= p.open_fds, "{p:?}");
         assert!(p.virtual_bytes >= p.resident_bytes);
+    }
+
+    #[test]
+    fn cpu_time_is_finer_than_a_tick() {
+        // About a millisecond of work: a tenth of the 10 ms tick of /proc/self/stat.
+        let before = super::cpu_seconds().expect("the process CPU clock");
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(1) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let spent = super::cpu_seconds().expect("the process CPU clock") - before;
+        assert!(
+            spent > 0.0 && spent < 0.5,
+            "{spent} s for about 1 ms of work"
+        );
     }
 }
