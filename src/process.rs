@@ -1,4 +1,5 @@
-//! This process's resource use, read from `/proc`: CPU, memory, file descriptors, I/O.
+//! This process's resource use: CPU (from the process's CPU clock), and memory, file
+//! descriptors and I/O read from `/proc`.
 //! Linux only; elsewhere `read` returns `None`. Used by the metrics exporter at scrape time
 //! and by the summary (client CPU per op, peak memory).
 
@@ -108,9 +109,7 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
         let spent = super::cpu_seconds().expect("the process CPU clock") - before;
-        assert!(
-            spent > 0.0 && spent < 0.5,
-            "{spent} s for about 1 ms of work"
-        );
+        // Counted in ticks it would be 0 nine times in ten.
+        assert!(spent > 0.0, "{spent} s for about 1 ms of work");
     }
 }

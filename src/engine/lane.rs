@@ -225,7 +225,8 @@ impl<E: Executor> Lane<'_, E> {
         let (mut due, mut deadlines) = (Alarm::new(), Alarm::new());
         let mut released_until = Instant::now();
         let release_every = shared.plan.load.release_every;
-        // A ticket's attempt (a new op, or a retry keeping its place in flight).
+        // A ticket's attempt (a new op, or a retry keeping its place in flight), its future
+        // made in place in a reused heap block (see `recycled`).
         let request = |ticket: Ticket| {
             Request::new(
                 &shared.plan,

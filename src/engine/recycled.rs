@@ -1,14 +1,20 @@
-//! A box for the driver's request futures whose allocation is kept for the next request.
+//! The heap block a request's future lives in, made in place and kept for the next request.
 //!
-//! The driver's future for one request is large (3,856 bytes for an unpaged execute with the
-//! `scylla` 1.9 driver), so the executor boxes it: unboxed it would be copied into every
-//! in-flight entry. Blocks over 1 KiB come from mimalloc's generic path, and a lane's pattern
-//! (one request finishes, the next is sent) takes that path on every allocation: about 400
-//! instructions per request, plus the free. A lane sends and finishes its requests on one
-//! thread, so the block a finished request leaves is there for the next one: blocks are kept
-//! in a list per thread and layout, up to [`KEEP`] per list (the rest go back to the
-//! allocator). A block freed on another thread (a lane moved by the runtime) joins that
-//! thread's list; nothing is shared, so nothing is locked.
+//! A request's future (the executor's, with the driver's inside it) is large: the driver's
+//! alone is 3,856 bytes for an unpaged execute with the `scylla` 1.9 driver. Three costs came
+//! with it, per request (BENCHMARKS.md, "Requests in reused heap blocks"):
+//! - held inline in the lane's in-flight set it was copied into each entry, three times;
+//! - boxed, it was made on the stack and copied into the box;
+//! - a box over 1 KiB comes from mimalloc's generic path, which a lane's pattern (one request
+//!   finishes, the next is sent) takes on nearly every allocation: about 470 instructions with
+//!   the free.
+//!
+//! [`Recycled::with`] writes the future straight into its block (only its arguments are
+//! written), and the in-flight entry holds a pointer. A lane sends and finishes its requests on
+//! one thread, so the block a finished request leaves is there for the next one: blocks are
+//! kept in a list per thread and layout, up to [`KEEP`] per list (the rest go back to the
+//! allocator), so no more are kept than were once in flight. A block freed on another thread
+//! (a lane moved by the runtime) joins that thread's list; nothing is shared, nothing locked.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::RefCell;
@@ -17,11 +23,11 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
-/// Blocks kept per thread and layout: more than a lane keeps in flight by default, few
-/// enough that an idle thread holds a few MiB at most.
+/// Blocks kept per thread and layout: the default in-flight cap (1,024), and about 4 MiB of
+/// request futures.
 const KEEP: usize = 1024;
 
-/// One thread's kept blocks, by layout (a handful of layouts: one per kind of request).
+/// One thread's kept blocks, by layout (one layout per executor type: one in a run).
 struct Spare {
     lists: Vec<(Layout, Vec<NonNull<u8>>)>,
 }
