@@ -111,22 +111,6 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// CPU seconds (user + system) of this process so far.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let session = SessionBuilder::new().known_node(&a.node).build().await?;
     session
@@ -159,6 +143,8 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let session = Arc::new(session);
     let insert = Arc::new(insert);
     let blob: Arc<[u8]> = blob.into();
+    // The library's CPU clock (the process's, to the nanosecond), as cqlpulse's summary reads it.
+    let cpu_seconds = || cqlpulse::process::cpu_seconds().unwrap_or(0.0);
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let failed = match a.idiom {
         Idiom::Tasks => tasks(&a, session, insert, blob).await?,

@@ -25,9 +25,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// CPU time of the whole process, every thread counted (those that have exited too), to the
 /// nanosecond: `/proc/self/stat` counts whole ticks of 10 ms, so a short run's CPU per op
-/// could come out as zero.
+/// could come out as zero. `None` where there is no such clock.
 #[cfg(unix)]
-fn cpu_seconds() -> Option<f64> {
+pub fn cpu_seconds() -> Option<f64> {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -38,7 +38,7 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 #[cfg(not(unix))]
-fn cpu_seconds() -> Option<f64> {
+pub fn cpu_seconds() -> Option<f64> {
     None
 }
 

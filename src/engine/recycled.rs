@@ -122,7 +122,7 @@ impl<F> Recycled<F> {
 
 impl<F> Drop for Recycled<F> {
     fn drop(&mut self) {
-        // SAFETY: `value` holds an `F` written in `new`, dropped only here.
+        // SAFETY: `value` holds the `F` written in `with`, dropped only here.
         unsafe { std::ptr::drop_in_place(self.value.as_ptr()) };
         let layout = Layout::new::<F>();
         if layout.size() != 0 {
