@@ -101,6 +101,13 @@ launch_node() {
     ) &
     pid=$!
     echo "$pid" >"$(pid_file "$n")"
+    # Until the subshell has exec'd the JVM its command line is this script's, and `alive`
+    # (which wait_for asks) would report the node dead: on a loaded machine a restart once
+    # failed that way with empty logs. Wait for the exec, or for the process to be gone.
+    local deadline=$(( $(date +%s) + 30 ))
+    until alive "$pid" || ! kill -0 "$pid" 2>/dev/null || (( $(date +%s) >= deadline )); do
+        sleep 0.05
+    done
 }
 
 # wait_for CONDITION NODES...: polls CONDITION (a function of a node) until every node passes,
