@@ -9,7 +9,8 @@
 //!
 //! The default is the cheapest idiom we know, and so the floor: a current-thread runtime,
 //! `--concurrency` tasks each looping over its share of the keys with one request outstanding,
-//! a prepared statement, no driver timeout, a silent tracing subscriber. The others are kept to show what they cost:
+//! a prepared statement, no driver timeout, a silent tracing subscriber. The others are kept to
+//! show what they cost:
 //! - `buffered` keeps every request in one task (`buffer_unordered`): each completion wakes the
 //!   one task, which then polls its whole set of futures (`FuturesUnordered` is cheap, but the
 //!   stream also re-polls the source and rebalances its ready queue).

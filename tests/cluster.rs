@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -53,56 +53,10 @@ fn contact_points(nodes: &[String]) -> String {
         .join(", ")
 }
 
-/// Runs `scripts/cassandra ARGS` (with the caller's environment: CASSANDRA_HOME and the
-/// address settings pass through) and returns its output; fails the test if it fails.
+/// Runs `scripts/cassandra ARGS` on the cluster in the caller's `CASSANDRA_HOME` and returns
+/// its output; fails the test if it fails.
 fn cassandra(args: &[&str]) -> String {
-    try_cassandra(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// `scripts/cassandra ARGS`: its output, or an error that quotes it.
-fn try_cassandra(args: &[&str]) -> Result<String, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cassandra");
-    let mut command = std::process::Command::new(script);
-    if std::env::var_os("CASSANDRA_START_TIMEOUT").is_none() {
-        // A node restarting on two shared cores with two others under load can take minutes.
-        command.env("CASSANDRA_START_TIMEOUT", "300");
-    }
-    let out = command
-        .args(args)
-        .output()
-        .map_err(|e| format!("run scripts/cassandra: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("scripts/cassandra {args:?} failed:\n{text}"))
-    }
-}
-
-/// Runs its closure when dropped during a panic. A test that takes a node down holds one, so
-/// that it leaves the whole cluster to the tests after it even when it fails (a restart that
-/// failed once left node 3 down, and the three tests after it failed for that alone).
-struct OnPanic<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for OnPanic<F> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            (self.0)();
-        }
-    }
-}
-
-/// Starts node `node` again if it is down and waits until it is back; reports a failure
-/// instead of panicking (it runs while a test unwinds).
-fn bring_back(node: usize) {
-    match try_cassandra(&["start-node", &node.to_string()]) {
-        Ok(_) => eprintln!("node {node} brought back after the failure"),
-        Err(e) => eprintln!("node {node} could not be brought back: {e}"),
-    }
+    try_cassandra(None, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The value of one sample of a scrape, by its exact name and labels.
@@ -318,7 +272,7 @@ fn restart(d: &Daemon, nodes: &[String], node: usize, how: &str, log: &mut Vec<S
     let addr = &nodes[node - 1];
     let n = node.to_string();
     let t = Instant::now();
-    let _back = OnPanic(|| bring_back(node));
+    let _back = OnPanic(|| bring_back(None, node));
     cassandra(&[how, &n]);
     wait_for(
         Duration::from_secs(60),
@@ -782,9 +736,9 @@ async fn a_node_that_leaves_the_cluster_is_forgotten_and_its_slot_reused() {
     // A decommissioned node does not start again on its data: it joins anew, as below.
     let data = node_dir(3).join("data");
     let _back = OnPanic(|| {
-        let _ = try_cassandra(&["stop-node", "3"]);
+        let _ = try_cassandra(None, &["stop-node", "3"]);
         let _ = std::fs::remove_dir_all(&data);
-        bring_back(3);
+        bring_back(None, 3);
     });
     cassandra(&["stop-node", "3"]);
     wait_for(

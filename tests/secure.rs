@@ -416,18 +416,16 @@ mod tls_auth {
         let ca = node.file("ca.pem");
         // The test role may not create roles: the node's superuser does, through the script
         // that started the node (it logs in as `cassandra`).
-        let created = Command::new(repo("scripts/cassandra"))
-            .env("CASSANDRA_HOME", &node.home)
-            .args([
+        cassandra(
+            &node,
+            &[
                 "query",
                 &format!(
                     "CREATE ROLE IF NOT EXISTS {ROLE} WITH PASSWORD = '{NUMERIC}' AND LOGIN = true"
                 ),
                 &format!("GRANT ALL PERMISSIONS ON ALL KEYSPACES TO {ROLE}"),
-            ])
-            .output()
-            .unwrap();
-        assert!(created.status.success(), "{created:?}");
+            ],
+        );
         let admin = tls_session(&node, &ca, false, Some((&user, &password))).await;
         let ks = keyspace("numericpw");
         let path = spec_file(
@@ -441,7 +439,9 @@ mod tls_auth {
         ];
         let set_user = format!("cluster.username={ROLE}");
         let set_password = format!("cluster.password={NUMERIC}");
-        let ways: [(&[&str], &[(&str, &str)]); 2] = [
+        // The arguments, and the environment.
+        type Way<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+        let ways: [Way<'_>; 2] = [
             (&["check", &path, "--connect"], &by_env),
             (
                 &[
@@ -530,17 +530,9 @@ mod tls_auth {
 
     /// Runs `scripts/cassandra ARGS` on the TLS + password nodes; fails the test if it fails.
     fn cassandra(node: &Node, args: &[&str]) {
-        let out = Command::new(repo("scripts/cassandra"))
-            .args(args)
-            .env("CASSANDRA_HOME", &node.home)
-            .output()
-            .expect("run scripts/cassandra");
-        assert!(
-            out.status.success(),
-            "scripts/cassandra {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(e) = try_cassandra(Some(&node.home), args) {
+            panic!("{e}");
+        }
     }
 
     /// Start-up while the auth replicas are down, as in a rolling restart: the TLS + password
@@ -548,8 +540,10 @@ mod tls_auth {
     /// every login "Unable to perform authentication: Cannot achieve consistency level". The
     /// daemon, pointed at node 1, waits and says why; once node 2 is back it runs.
     #[tokio::test(flavor = "multi_thread")]
+    // `LOGINS` is held for the whole test on purpose: it keeps out the other tests of this
+    // node, each on a thread and runtime of its own, so no task of this runtime waits on it.
+    #[allow(clippy::await_holding_lock)]
     async fn logins_that_cannot_be_checked_are_waited_for() {
-        use futures::FutureExt;
         let _serial = serial().await;
         let _alone = LOGINS.write().unwrap_or_else(|e| e.into_inner());
         let node = tls_node_alone();
@@ -563,64 +557,57 @@ mod tls_auth {
              as scripts/test does): {cluster_env}"
         );
         cassandra(&node, &["stop-node", "2"]);
-        let outcome = std::panic::AssertUnwindSafe(async {
-            // The node keeps a login's result for a moment (credentials_validity): wait until
-            // a fresh login sees the outage.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                match try_login(&node, &ca, &user, &password).await {
-                    Err(e) if e.contains("Cannot achieve consistency level") => break,
-                    other => assert!(
-                        Instant::now() < deadline,
-                        "logins still checked with node 2 down: {other:?}"
-                    ),
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            let ks = keyspace("auth_outage");
-            let cluster = format!("username = \"{user}\"\npassword_env = \"{USER_ENV}\"");
-            let path = spec_file(
-                "auth-outage",
-                &spec(
-                    &ks,
-                    &node.addr,
-                    &cluster,
-                    &tls_table(&ca, ""),
-                    "rate = 200\nops = 400",
+        // Whatever happens, node 2 is back for the tests after this one.
+        let _back = OnPanic(|| bring_back(Some(&node.home), 2));
+        // The node keeps a login's result for a moment (credentials_validity): wait until
+        // a fresh login sees the outage.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match try_login(&node, &ca, &user, &password).await {
+                Err(e) if e.contains("Cannot achieve consistency level") => break,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "logins still checked with node 2 down: {other:?}"
                 ),
-            );
-            let addr = free_addr();
-            let env = [(USER_ENV, password.as_str())];
-            let mut daemon = Daemon::start(&path, &addr, &[], &env);
-            wait_for(Duration::from_secs(30), "the wait logged twice", || {
-                daemon.log().matches("cannot check the login yet").count() >= 2
-            });
-            assert!(
-                daemon.child.try_wait().unwrap().is_none(),
-                "exited during the outage: {}",
-                daemon.log()
-            );
-            cassandra(&node, &["start-node", "2"]);
-            assert_eq!(
-                daemon.wait(Duration::from_secs(180)),
-                Some(0),
-                "{}",
-                daemon.log()
-            );
-            let log = daemon.log();
-            assert!(log.contains("retrying in"), "{log}");
-            assert!(!log.contains("refused"), "{log}");
-            let session = tls_session(&node, &ca, false, Some((&user, &password))).await;
-            assert_eq!(count(&session, &format!("{ks}.testtable")).await, 400);
-            drop_keyspace(&session, &ks).await;
-        })
-        .catch_unwind()
-        .await;
-        // Whatever happened, node 2 is back for the tests after this one.
-        cassandra(&node, &["start-node", "2"]);
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let ks = keyspace("auth_outage");
+        let cluster = format!("username = \"{user}\"\npassword_env = \"{USER_ENV}\"");
+        let path = spec_file(
+            "auth-outage",
+            &spec(
+                &ks,
+                &node.addr,
+                &cluster,
+                &tls_table(&ca, ""),
+                "rate = 200\nops = 400",
+            ),
+        );
+        let addr = free_addr();
+        let env = [(USER_ENV, password.as_str())];
+        let mut daemon = Daemon::start(&path, &addr, &[], &env);
+        wait_for(Duration::from_secs(30), "the wait logged twice", || {
+            daemon.log().matches("cannot check the login yet").count() >= 2
+        });
+        assert!(
+            daemon.child.try_wait().unwrap().is_none(),
+            "exited during the outage: {}",
+            daemon.log()
+        );
+        cassandra(&node, &["start-node", "2"]);
+        assert_eq!(
+            daemon.wait(Duration::from_secs(180)),
+            Some(0),
+            "{}",
+            daemon.log()
+        );
+        let log = daemon.log();
+        assert!(log.contains("retrying in"), "{log}");
+        assert!(!log.contains("refused"), "{log}");
+        let session = tls_session(&node, &ca, false, Some((&user, &password))).await;
+        assert_eq!(count(&session, &format!("{ks}.testtable")).await, 400);
+        drop_keyspace(&session, &ks).await;
     }
 
     #[test]

@@ -44,12 +44,12 @@ impl Measured {
 
     pub fn start(&mut self, from: Instant) {
         self.from = Some(from);
-        self.cpu.0 = crate::process::read().map_or(0.0, |p| p.cpu_seconds);
+        self.cpu.0 = crate::process::cpu_seconds().unwrap_or(0.0);
     }
 
     pub fn finish(&mut self, to: Instant) {
         self.to = Some(to);
-        self.cpu.1 = crate::process::read().map_or(0.0, |p| p.cpu_seconds);
+        self.cpu.1 = crate::process::cpu_seconds().unwrap_or(0.0);
     }
 
     pub fn add(&mut self, s: &LaneStats) {

@@ -60,6 +60,53 @@ pub fn plan_of(path: &std::path::Path) -> cqlpulse::plan::Plan {
         .plan
 }
 
+/// `scripts/cassandra ARGS` for the nodes whose state folder is `home` (`None`: the caller's
+/// `CASSANDRA_HOME`, or the script's default): its output, or an error that quotes it.
+pub fn try_cassandra(home: Option<&std::path::Path>, args: &[&str]) -> Result<String, String> {
+    let mut command =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cassandra"));
+    if let Some(home) = home {
+        command.env("CASSANDRA_HOME", home);
+    }
+    let out = command
+        .args(args)
+        .output()
+        .map_err(|e| format!("run scripts/cassandra: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("scripts/cassandra {args:?} failed:\n{text}"))
+    }
+}
+
+/// Runs its closure when dropped during a panic. A test that takes a node down holds one, so
+/// that it leaves every node up for the tests after it even when it fails (a restart that
+/// failed once left a node down, and the three tests after it failed for that alone).
+pub struct OnPanic<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnPanic<F> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.0)();
+        }
+    }
+}
+
+/// Starts node `node` of the nodes in `home` (as [`try_cassandra`]) again if it is down, and
+/// waits until it is back; reports a failure instead of panicking (it runs while a test
+/// unwinds, from an [`OnPanic`]).
+pub fn bring_back(home: Option<&std::path::Path>, node: usize) {
+    match try_cassandra(home, &["start-node", &node.to_string()]) {
+        Ok(_) => eprintln!("node {node} brought back after the failure"),
+        Err(e) => eprintln!("node {node} could not be brought back: {e}"),
+    }
+}
+
 /// Runs a spec in-process (no HTTP) to its end and returns the summary.
 pub async fn run(path: &std::path::Path, overrides: Vec<Override>) -> Summary {
     let loaded = Loaded::load(path.to_path_buf(), overrides).unwrap_or_else(|e| panic!("{e}"));
